@@ -1,0 +1,259 @@
+//! Fingerprints: comparing what services trust without revealing secrets
+//! (CONTRACT §7).
+//!
+//! [`secret_fingerprint`] turns a shared secret into a keyed 64-bit value
+//! that two services can compare. [`compare`] lists the fields in which a
+//! service's [`Fingerprint`] disagrees with the token service's, and
+//! [`Level`] ranks the outcome of a consistency check.
+
+use std::fmt;
+
+use aws_lc_rs::hmac;
+
+use crate::Secret;
+use crate::wire::Fingerprint;
+
+/// Keyed 64-bit fingerprint of a shared secret: the first 8 bytes of
+/// HMAC-SHA256 keyed with a fixed domain-separation label, as 16 hex digits.
+/// Equal secrets give equal fingerprints; the secret cannot be read back
+/// from it (and secrets short enough to guess are refused by the config).
+pub fn secret_fingerprint(secret: &Secret) -> String {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, b"tollgate secret fingerprint v1");
+    let tag = hmac::sign(&key, secret.expose());
+    tag.as_ref()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// One field in which a service disagrees with the token service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Difference {
+    /// The field name, as in [`Fingerprint`].
+    pub field: &'static str,
+    /// The token service's value.
+    pub expected: String,
+    /// The service's value.
+    pub found: String,
+}
+
+/// The fields of `service` that disagree with `reference` (the token
+/// service). A field either side omits is not compared.
+///
+/// - `issuer` must be equal;
+/// - every audience the service expects must be one the token service issues;
+/// - the service must accept the algorithm(s) the token service signs with;
+/// - a key both know by `kid` must have the same thumbprint, and the service
+///   must know at least one of the token service's keys;
+/// - lifetimes, leeway and the secret fingerprint must be equal when both
+///   report them.
+pub fn compare(reference: &Fingerprint, service: &Fingerprint) -> Vec<Difference> {
+    let mut out = Vec::new();
+    let mut differ = |field, expected: String, found: String| {
+        out.push(Difference {
+            field,
+            expected,
+            found,
+        });
+    };
+    if reference.issuer != service.issuer {
+        differ("issuer", reference.issuer.clone(), service.issuer.clone());
+    }
+    if !service
+        .audiences
+        .iter()
+        .all(|a| reference.audiences.contains(a))
+    {
+        differ(
+            "audiences",
+            reference.audiences.join(","),
+            service.audiences.join(","),
+        );
+    }
+    if !reference
+        .algorithms
+        .iter()
+        .all(|a| service.algorithms.contains(a))
+    {
+        differ(
+            "algorithms",
+            reference.algorithms.join(","),
+            service.algorithms.join(","),
+        );
+    }
+    let mismatched = service.keys.iter().any(|k| {
+        reference
+            .keys
+            .iter()
+            .any(|r| r.kid == k.kid && (r.thumbprint != k.thumbprint || r.alg != k.alg))
+    });
+    let shares_one = reference.keys.is_empty()
+        || service.keys.is_empty()
+        || service
+            .keys
+            .iter()
+            .any(|k| reference.keys.iter().any(|r| r.kid == k.kid));
+    if mismatched || !shares_one {
+        let kids = |f: &Fingerprint| {
+            f.keys
+                .iter()
+                .map(|k| k.kid.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        differ("keys", kids(reference), kids(service));
+    }
+    let mut optional = |field, a: Option<String>, b: Option<String>| {
+        if let (Some(a), Some(b)) = (a, b) {
+            if a != b {
+                out_push(&mut out, field, a, b);
+            }
+        }
+    };
+    let num = |v: Option<u64>| v.map(|n| n.to_string());
+    optional(
+        "access_token_ttl",
+        num(reference.access_token_ttl),
+        num(service.access_token_ttl),
+    );
+    optional(
+        "refresh_token_ttl",
+        num(reference.refresh_token_ttl),
+        num(service.refresh_token_ttl),
+    );
+    optional(
+        "service_token_ttl",
+        num(reference.service_token_ttl),
+        num(service.service_token_ttl),
+    );
+    optional("leeway", num(reference.leeway), num(service.leeway));
+    optional(
+        "secret_fingerprint",
+        reference.secret_fingerprint.clone(),
+        service.secret_fingerprint.clone(),
+    );
+    out
+}
+
+fn out_push(out: &mut Vec<Difference>, field: &'static str, expected: String, found: String) {
+    out.push(Difference {
+        field,
+        expected,
+        found,
+    });
+}
+
+/// The outcome of a consistency check, worst last. Exit codes follow the
+/// order: 0, 1, 2, 3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Level {
+    /// Consistent.
+    Info,
+    /// A service could not be reached.
+    Warning,
+    /// One or two services disagree with the token service.
+    Critical,
+    /// More than two services disagree.
+    Emergency,
+}
+
+impl Level {
+    /// The process exit code for this level.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Level::Info => 0,
+            Level::Warning => 1,
+            Level::Critical => 2,
+            Level::Emergency => 3,
+        }
+    }
+
+    /// `INFO`, `WARNING`, `CRITICAL` or `EMERGENCY`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Info => "INFO",
+            Level::Warning => "WARNING",
+            Level::Critical => "CRITICAL",
+            Level::Emergency => "EMERGENCY",
+        }
+    }
+
+    /// The overall level from per-service levels: the worst one, raised to
+    /// `EMERGENCY` when more than two services disagree.
+    pub fn overall(levels: &[Level]) -> Level {
+        let disagreeing = levels.iter().filter(|l| **l >= Level::Critical).count();
+        if disagreeing > 2 {
+            return Level::Emergency;
+        }
+        levels.iter().copied().max().unwrap_or(Level::Info)
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::FingerprintKey;
+
+    fn print() -> Fingerprint {
+        Fingerprint {
+            service: "tollgate".into(),
+            issuer: "https://auth.example".into(),
+            audiences: vec!["api".into(), "chat".into()],
+            algorithms: vec!["EdDSA".into()],
+            keys: vec![FingerprintKey {
+                kid: "k1".into(),
+                alg: "EdDSA".into(),
+                thumbprint: "t1".into(),
+            }],
+            access_token_ttl: Some(900),
+            refresh_token_ttl: Some(604800),
+            service_token_ttl: Some(3600),
+            leeway: Some(30),
+            secret_fingerprint: None,
+        }
+    }
+
+    #[test]
+    fn equal_prints_agree_and_each_field_is_named() {
+        let reference = print();
+        let mut service = print();
+        service.service = "chat-backend".into();
+        service.audiences = vec!["chat".into()];
+        service.refresh_token_ttl = None;
+        assert!(compare(&reference, &service).is_empty());
+
+        service.issuer = "https://auth.example/".into();
+        service.audiences = vec!["other".into()];
+        service.keys[0].thumbprint = "t2".into();
+        service.leeway = Some(60);
+        let fields: Vec<_> = compare(&reference, &service)
+            .iter()
+            .map(|d| d.field)
+            .collect();
+        assert_eq!(fields, ["issuer", "audiences", "keys", "leeway"]);
+    }
+
+    #[test]
+    fn levels() {
+        use Level::*;
+        assert_eq!(Level::overall(&[]), Info);
+        assert_eq!(Level::overall(&[Info, Warning]), Warning);
+        assert_eq!(Level::overall(&[Critical, Warning, Critical]), Critical);
+        assert_eq!(Level::overall(&[Critical, Critical, Critical]), Emergency);
+        assert_eq!(Emergency.exit_code(), 3);
+    }
+
+    #[test]
+    fn secret_fingerprints_are_stable_and_distinct() {
+        let a = secret_fingerprint(&Secret::from("a".repeat(32)));
+        assert_eq!(a.len(), 16);
+        assert_eq!(a, secret_fingerprint(&Secret::from("a".repeat(32))));
+        assert_ne!(a, secret_fingerprint(&Secret::from("b".repeat(32))));
+    }
+}

@@ -1,0 +1,1 @@
+//! Plans (CONTRACT §5). Placeholder: being written.

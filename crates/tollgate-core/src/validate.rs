@@ -1,0 +1,313 @@
+//! The validator: the one function every server route, the introspection
+//! endpoint and the SDK call to decide whether a token is good.
+//!
+//! [`Validator::validate`] runs, in order and stopping at the first failure:
+//! size (8 KiB) → three non-empty segments → header (strict, see
+//! [`crate::jws`]) → `typ` is `at+jwt` → `kid` names a trusted key (exact
+//! match) → `alg` is exactly that key's algorithm and allowed by the policy
+//! → signature → claims parse (strict, see [`crate::claims`]) → `iss` →
+//! `aud` → `token_type` → `exp`, `nbf`, `iat` with leeway → lifetime →
+//! revocation. Nothing from the payload is read before the signature has
+//! verified.
+//!
+//! A caller cannot validate without naming the issuer and audience (they are
+//! required by [`ValidationPolicy::new`]) and the expected token type
+//! ([`Expect`], a parameter of every call).
+
+use crate::claims::{self, Claims, TokenType};
+use crate::jws;
+use crate::keys::{Algorithm, VerifyingKeys};
+use crate::{Error, UnixTime};
+
+/// Default clock-skew leeway, in seconds.
+pub const DEFAULT_LEEWAY: u64 = 30;
+
+/// Default longest accepted token lifetime (`exp - iat`), in seconds.
+pub const DEFAULT_MAX_LIFETIME: u64 = 24 * 3600;
+
+/// What a validator accepts, apart from keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidationPolicy {
+    issuer: String,
+    audiences: Vec<String>,
+    leeway: u64,
+    max_lifetime: u64,
+    algorithms: Vec<Algorithm>,
+}
+
+impl ValidationPolicy {
+    /// A policy for tokens from `issuer` (matched exactly) meant for any of
+    /// `audiences` (matched exactly). Defaults: 30 s leeway, 24 h longest
+    /// lifetime, asymmetric algorithms only (EdDSA, ES256, RS256).
+    pub fn new(issuer: impl Into<String>, audiences: Vec<String>) -> Result<Self, Error> {
+        let issuer = issuer.into();
+        if issuer.is_empty() {
+            return Err(Error::WrongIssuer);
+        }
+        if audiences.is_empty() || audiences.iter().any(String::is_empty) {
+            return Err(Error::WrongAudience);
+        }
+        Ok(ValidationPolicy {
+            issuer,
+            audiences,
+            leeway: DEFAULT_LEEWAY,
+            max_lifetime: DEFAULT_MAX_LIFETIME,
+            algorithms: vec![Algorithm::EdDSA, Algorithm::ES256, Algorithm::RS256],
+        })
+    }
+
+    /// Sets the clock-skew leeway applied to `exp`, `nbf` and `iat`.
+    pub fn with_leeway(mut self, seconds: u64) -> Self {
+        self.leeway = seconds;
+        self
+    }
+
+    /// Sets the longest accepted `exp - iat`.
+    pub fn with_max_lifetime(mut self, seconds: u64) -> Self {
+        self.max_lifetime = seconds;
+        self
+    }
+
+    /// Sets the accepted algorithms. HS256 is accepted only when named here.
+    pub fn with_algorithms(mut self, algorithms: &[Algorithm]) -> Self {
+        self.algorithms = algorithms.to_vec();
+        self
+    }
+
+    /// The expected issuer.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The accepted audiences.
+    pub fn audiences(&self) -> &[String] {
+        &self.audiences
+    }
+
+    /// The leeway in seconds.
+    pub fn leeway(&self) -> u64 {
+        self.leeway
+    }
+
+    /// The accepted algorithms.
+    pub fn algorithms(&self) -> &[Algorithm] {
+        &self.algorithms
+    }
+}
+
+/// The kind of token a caller expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// A user's access token; a service token is `wrong_token_type`.
+    Access,
+    /// A service token; a user token is `wrong_token_type`.
+    Service,
+    /// Either (introspection, which reports the type).
+    Any,
+}
+
+impl Expect {
+    fn admits(self, token_type: TokenType) -> bool {
+        match self {
+            Expect::Access => token_type == TokenType::Access,
+            Expect::Service => token_type == TokenType::Service,
+            Expect::Any => true,
+        }
+    }
+}
+
+/// Where revocations are looked up. The server backs this with its store's
+/// in-memory view, the SDK with the revocation feed. Implementations answer
+/// from memory: the validator calls them on every token.
+pub trait Revocations {
+    /// Whether the token with this `jti` was revoked.
+    fn is_token_revoked(&self, jti: &str) -> bool;
+    /// Whether the session `sid` was ended (logout, deletion, refresh reuse).
+    fn is_session_revoked(&self, sid: &str) -> bool;
+    /// The moment before which every token of `sub` is revoked (admin
+    /// revoke, disable, password change), if any.
+    fn revoked_before(&self, sub: &str) -> Option<UnixTime>;
+}
+
+/// Whether `claims` are revoked by jti, by session, or by user cut-off. A
+/// token issued at or after the cut-off second survives it; the server ends
+/// the user's sessions at the same moment, so a token minted earlier within
+/// that second dies by its `sid`.
+pub fn is_revoked(claims: &Claims, revocations: &dyn Revocations) -> bool {
+    revocations.is_token_revoked(&claims.jti)
+        || claims
+            .sid
+            .as_deref()
+            .is_some_and(|sid| revocations.is_session_revoked(sid))
+        || revocations
+            .revoked_before(&claims.sub)
+            .is_some_and(|cutoff| claims.iat < cutoff)
+}
+
+/// Checks tokens against a policy and a set of trusted keys. Cheap to build;
+/// holders swap in a new one when keys change.
+#[derive(Debug, Clone)]
+pub struct Validator {
+    policy: ValidationPolicy,
+    keys: VerifyingKeys,
+}
+
+impl Validator {
+    /// A validator trusting `keys` under `policy`.
+    pub fn new(policy: ValidationPolicy, keys: VerifyingKeys) -> Validator {
+        Validator { policy, keys }
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &ValidationPolicy {
+        &self.policy
+    }
+
+    /// The trusted keys.
+    pub fn keys(&self) -> &VerifyingKeys {
+        &self.keys
+    }
+
+    /// Validates `token` completely (see the module docs) and returns its claims.
+    pub fn validate(
+        &self,
+        token: &str,
+        expect: Expect,
+        now: UnixTime,
+        revocations: &dyn Revocations,
+    ) -> Result<Claims, Error> {
+        let claims = self.verify(token)?;
+        self.check_claims(&claims, expect, now)?;
+        if is_revoked(&claims, revocations) {
+            return Err(Error::Revoked);
+        }
+        Ok(claims)
+    }
+
+    /// Re-checks claims that validated earlier (an SDK cache hit): type,
+    /// time and revocation. Issuer, audience and signature do not change.
+    pub fn recheck(
+        &self,
+        claims: &Claims,
+        expect: Expect,
+        now: UnixTime,
+        revocations: &dyn Revocations,
+    ) -> Result<(), Error> {
+        if !expect.admits(claims.token_type) {
+            return Err(Error::WrongTokenType);
+        }
+        self.check_times(claims, now)?;
+        if is_revoked(claims, revocations) {
+            return Err(Error::Revoked);
+        }
+        Ok(())
+    }
+
+    /// Everything up to and including the signature, then the claims parse.
+    fn verify(&self, token: &str) -> Result<Claims, Error> {
+        let parts = jws::split(token.as_bytes())?;
+        let header = jws::parse_header(parts.header)?;
+        if !header.typ.as_deref().is_some_and(is_access_token_typ) {
+            return Err(Error::WrongTyp);
+        }
+        let kid = header.kid.as_deref().ok_or(Error::UnknownKey)?;
+        let key = self.keys.find(kid).ok_or(Error::UnknownKey)?;
+        if !self.policy.algorithms.contains(&key.alg()) {
+            return Err(Error::AlgorithmNotAllowed);
+        }
+        jws::check_signature(&parts, &header, key)?;
+        let mut payload = Vec::with_capacity(parts.payload.len() * 3 / 4 + 3);
+        crate::encoding::b64_decode_into(parts.payload, &mut payload)
+            .ok_or(Error::Malformed("the payload is not base64url"))?;
+        claims::parse(&payload)
+    }
+
+    fn check_claims(&self, claims: &Claims, expect: Expect, now: UnixTime) -> Result<(), Error> {
+        if claims.iss != self.policy.issuer {
+            return Err(Error::WrongIssuer);
+        }
+        if !claims
+            .aud
+            .iter()
+            .any(|aud| self.policy.audiences.contains(aud))
+        {
+            return Err(Error::WrongAudience);
+        }
+        if !expect.admits(claims.token_type) {
+            return Err(Error::WrongTokenType);
+        }
+        self.check_times(claims, now)?;
+        if claims.exp - claims.iat > self.policy.max_lifetime {
+            return Err(Error::LifetimeTooLong);
+        }
+        Ok(())
+    }
+
+    fn check_times(&self, claims: &Claims, now: UnixTime) -> Result<(), Error> {
+        let leeway = self.policy.leeway;
+        if now > claims.exp.saturating_add(leeway) {
+            return Err(Error::Expired);
+        }
+        if claims
+            .nbf
+            .is_some_and(|nbf| nbf > now.saturating_add(leeway))
+        {
+            return Err(Error::NotYetValid);
+        }
+        if claims.iat > now.saturating_add(leeway) {
+            return Err(Error::IssuedInFuture);
+        }
+        Ok(())
+    }
+}
+
+/// `at+jwt` or `application/at+jwt`, in any ASCII case (RFC 9068 §2.1,
+/// RFC 7515 §4.1.9).
+fn is_access_token_typ(typ: &str) -> bool {
+    let typ = typ.strip_prefix("application/").unwrap_or(typ);
+    typ.eq_ignore_ascii_case(claims::ACCESS_TOKEN_TYP)
+}
+
+/// Validation without revocation checks: for tests and for tools that
+/// explain a token offline. Never use in a request path.
+pub mod dangerous {
+    use super::*;
+
+    /// A [`Revocations`] that has never heard of a revocation.
+    #[derive(Debug, Clone, Copy, Default)]
+    pub struct NoRevocations;
+
+    impl Revocations for NoRevocations {
+        fn is_token_revoked(&self, _: &str) -> bool {
+            false
+        }
+        fn is_session_revoked(&self, _: &str) -> bool {
+            false
+        }
+        fn revoked_before(&self, _: &str) -> Option<UnixTime> {
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typ_matching() {
+        for ok in ["at+jwt", "AT+JWT", "application/at+jwt", "At+Jwt"] {
+            assert!(is_access_token_typ(ok), "{ok}");
+        }
+        for bad in ["JWT", "jwt", "at+jwt ", "", "application/jwt", "dpop+jwt"] {
+            assert!(!is_access_token_typ(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn policy_needs_issuer_and_audience() {
+        assert!(ValidationPolicy::new("", vec!["api".into()]).is_err());
+        assert!(ValidationPolicy::new("https://a", vec![]).is_err());
+        assert!(ValidationPolicy::new("https://a", vec![String::new()]).is_err());
+    }
+}

@@ -1,0 +1,506 @@
+//! Wire bodies shared by the server and the SDK (version 1).
+//!
+//! Every JSON body that crosses HTTP between Tollgate pieces is defined once,
+//! here, so the server and `tollgate-client` cannot disagree about a field.
+//! Field docs give the role; CONTRACT §4 gives the endpoints. Optional
+//! fields are omitted when absent, never sent as `null`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::UnixTime;
+use crate::claims::Claims;
+
+macro_rules! wire {
+    ($(#[$m:meta])* pub struct $name:ident { $($body:tt)* }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+        pub struct $name { $($body)* }
+    };
+}
+
+wire! {
+    /// Every error answer: `{"error": code, "error_description": sentence}`.
+    pub struct ErrorBody {
+        /// Stable machine code (RFC 6749 §5.2 codes at the OAuth endpoints).
+        pub error: String,
+        /// A sentence for humans; never contains a token or secret.
+        pub error_description: String,
+        /// Milliseconds to wait, for `rate_limited`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub retry_after_ms: Option<u64>,
+    }
+}
+
+impl ErrorBody {
+    /// An error body.
+    pub fn new(error: impl Into<String>, description: impl Into<String>) -> ErrorBody {
+        ErrorBody {
+            error: error.into(),
+            error_description: description.into(),
+            retry_after_ms: None,
+        }
+    }
+}
+
+wire! {
+    /// A token answer (RFC 6749 §5.1), from `/oauth/token`, login and refresh.
+    pub struct TokenResponse {
+        /// The access token (a JWS).
+        pub access_token: String,
+        /// Always `Bearer`.
+        pub token_type: String,
+        /// Seconds until the access token expires.
+        pub expires_in: u64,
+        /// The new refresh token (login and refresh only).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub refresh_token: Option<String>,
+        /// Granted scopes, space-separated.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub scope: Option<String>,
+    }
+}
+
+wire! {
+    /// An introspection answer (RFC 7662 §2.2). Inactive tokens are exactly
+    /// `{"active": false}`; active ones carry the token's claims.
+    pub struct Introspection {
+        /// Whether the token is currently valid.
+        pub active: bool,
+        /// Issuer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub iss: Option<String>,
+        /// Subject.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub sub: Option<String>,
+        /// Audiences.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub aud: Option<Vec<String>>,
+        /// Expiry.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub exp: Option<UnixTime>,
+        /// Issue time.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub iat: Option<UnixTime>,
+        /// Not-before.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub nbf: Option<UnixTime>,
+        /// Token id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub jti: Option<String>,
+        /// Client the token was issued to.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub client_id: Option<String>,
+        /// Scopes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub scope: Option<String>,
+        /// `access` (user), `service` or `refresh`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub token_type: Option<String>,
+        /// The user's e-mail, as RFC 7662 `username`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub username: Option<String>,
+        /// Session id (user tokens).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub sid: Option<String>,
+        /// E-mail (user tokens).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub email: Option<String>,
+        /// Roles (user tokens).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub roles: Option<Vec<String>>,
+        /// Plan (user tokens).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub plan: Option<String>,
+        /// Permissions (user tokens).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub permissions: Option<Vec<String>>,
+    }
+}
+
+impl Introspection {
+    /// `{"active": false}`.
+    pub fn inactive() -> Introspection {
+        Introspection {
+            active: false,
+            iss: None,
+            sub: None,
+            aud: None,
+            exp: None,
+            iat: None,
+            nbf: None,
+            jti: None,
+            client_id: None,
+            scope: None,
+            token_type: None,
+            username: None,
+            sid: None,
+            email: None,
+            roles: None,
+            plan: None,
+            permissions: None,
+        }
+    }
+
+    /// The answer for a valid access or service token.
+    pub fn active(claims: &Claims) -> Introspection {
+        let user = claims.is_user();
+        Introspection {
+            active: true,
+            iss: Some(claims.iss.clone()),
+            sub: Some(claims.sub.clone()),
+            aud: Some(claims.aud.clone()),
+            exp: Some(claims.exp),
+            iat: Some(claims.iat),
+            nbf: claims.nbf,
+            jti: Some(claims.jti.clone()),
+            client_id: Some(claims.client_id.clone()),
+            scope: Some(claims.scope.clone()),
+            token_type: Some(claims.token_type.as_str().to_owned()),
+            username: claims.email.clone(),
+            sid: claims.sid.clone(),
+            email: claims.email.clone(),
+            roles: user.then(|| claims.roles.clone()),
+            plan: claims.plan.clone(),
+            permissions: user.then(|| claims.permissions.clone()),
+        }
+    }
+}
+
+/// What a revocation kills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum RevocationKind {
+    /// One token, by `jti`.
+    Token,
+    /// A session and every token with its `sid`.
+    Session,
+    /// Every token of a user (or client) issued before `at`.
+    User,
+}
+
+wire! {
+    /// One entry of the revocation feed.
+    pub struct RevocationEvent {
+        /// Position in the feed; strictly increasing. The SSE event id.
+        pub cursor: u64,
+        /// What is revoked.
+        pub kind: RevocationKind,
+        /// The `jti`, `sid` or `sub` revoked.
+        pub value: String,
+        /// When the revocation happened; for `user`, the cut-off: tokens
+        /// issued before it are dead.
+        pub at: UnixTime,
+        /// After this moment every token the entry could kill has expired,
+        /// so the entry may be forgotten.
+        pub expires_at: UnixTime,
+    }
+}
+
+wire! {
+    /// A page of the revocation feed (`GET /v1/revocations?after=CURSOR`).
+    pub struct RevocationPage {
+        /// Events after the requested cursor, oldest first.
+        pub events: Vec<RevocationEvent>,
+        /// The cursor to ask from next (the last event's, or the request's).
+        pub next_cursor: u64,
+        /// Whether more events are waiting beyond this page.
+        pub has_more: bool,
+    }
+}
+
+wire! {
+    /// One key of a fingerprint.
+    pub struct FingerprintKey {
+        /// Key id.
+        pub kid: String,
+        /// Algorithm.
+        pub alg: String,
+        /// RFC 7638 thumbprint.
+        pub thumbprint: String,
+    }
+}
+
+wire! {
+    /// What must agree across services (`GET /v1/fingerprint`, CONTRACT §7).
+    /// A field a service does not know is omitted and not compared.
+    pub struct Fingerprint {
+        /// Which piece answers (`tollgate`, or the service's name).
+        pub service: String,
+        /// The issuer trusted (or, for the token service, used).
+        pub issuer: String,
+        /// Audiences issued (token service) or expected (a service).
+        pub audiences: Vec<String>,
+        /// Algorithms signed with or accepted.
+        pub algorithms: Vec<String>,
+        /// Keys that verify.
+        pub keys: Vec<FingerprintKey>,
+        /// Access token lifetime, seconds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub access_token_ttl: Option<u64>,
+        /// Refresh token lifetime, seconds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub refresh_token_ttl: Option<u64>,
+        /// Service token lifetime, seconds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub service_token_ttl: Option<u64>,
+        /// Clock-skew leeway, seconds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub leeway: Option<u64>,
+        /// Keyed 64-bit fingerprint of the shared HS256 secret, if one is held.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub secret_fingerprint: Option<String>,
+    }
+}
+
+wire! {
+    /// `GET /v1/auth/me`.
+    pub struct Me {
+        /// User id.
+        pub sub: String,
+        /// E-mail.
+        pub email: String,
+        /// Roles.
+        pub roles: Vec<String>,
+        /// Plan.
+        pub plan: String,
+        /// Permissions.
+        pub permissions: Vec<String>,
+        /// The session of the presented token.
+        pub sid: String,
+    }
+}
+
+wire! {
+    /// `{email, password}` for register and login.
+    pub struct Credentials {
+        /// E-mail address.
+        pub email: String,
+        /// Password (never logged, never echoed).
+        pub password: String,
+    }
+}
+
+wire! {
+    /// `POST /v1/auth/register` answer.
+    pub struct Registered {
+        /// The new user's id.
+        pub user_id: String,
+        /// E-mail address.
+        pub email: String,
+    }
+}
+
+wire! {
+    /// `POST /v1/auth/refresh` body.
+    pub struct RefreshRequest {
+        /// The refresh token to rotate.
+        pub refresh_token: String,
+    }
+}
+
+wire! {
+    /// One session of the caller (`GET /v1/sessions`).
+    pub struct SessionInfo {
+        /// Session id (the tokens' `sid`).
+        pub sid: String,
+        /// Client the session belongs to.
+        pub client_id: String,
+        /// When the session began.
+        pub created_at: UnixTime,
+        /// When its refresh token was last used.
+        pub last_used_at: UnixTime,
+        /// When the session ends at the latest.
+        pub expires_at: UnixTime,
+        /// Whether the presented token belongs to this session.
+        pub current: bool,
+    }
+}
+
+wire! {
+    /// `GET /v1/sessions`.
+    pub struct SessionList {
+        /// The caller's live sessions, newest first.
+        pub sessions: Vec<SessionInfo>,
+    }
+}
+
+wire! {
+    /// `POST /v1/admin/users` body.
+    pub struct CreateUser {
+        /// E-mail address.
+        pub email: String,
+        /// Password.
+        pub password: String,
+        /// Plan; `free` when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub plan: Option<String>,
+        /// Roles; none when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub roles: Option<Vec<String>>,
+    }
+}
+
+wire! {
+    /// `PATCH /v1/admin/users/{id}` body; absent fields are left alone.
+    pub struct UpdateUser {
+        /// New plan.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub plan: Option<String>,
+        /// New roles (replacing the old ones).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub roles: Option<Vec<String>>,
+        /// Disable (revoking every token at once) or re-enable.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub disabled: Option<bool>,
+    }
+}
+
+wire! {
+    /// A user as the admin API shows it.
+    pub struct User {
+        /// User id.
+        pub user_id: String,
+        /// E-mail address.
+        pub email: String,
+        /// Plan.
+        pub plan: String,
+        /// Roles.
+        pub roles: Vec<String>,
+        /// Whether the user is disabled.
+        pub disabled: bool,
+    }
+}
+
+wire! {
+    /// `GET /v1/admin/users`.
+    pub struct UserList {
+        /// Users, oldest first.
+        pub users: Vec<User>,
+    }
+}
+
+wire! {
+    /// `POST /v1/admin/clients` body.
+    pub struct CreateClient {
+        /// The client id to register.
+        pub client_id: String,
+        /// Scopes the client may ask for.
+        #[serde(default)]
+        pub scopes: Vec<String>,
+    }
+}
+
+wire! {
+    /// `POST /v1/admin/clients` answer; the secret is never shown again.
+    pub struct ClientCreated {
+        /// Client id.
+        pub client_id: String,
+        /// The client secret, shown once.
+        pub client_secret: String,
+        /// Scopes the client may ask for.
+        pub scopes: Vec<String>,
+    }
+}
+
+wire! {
+    /// A service client, without its secret.
+    pub struct Client {
+        /// Client id.
+        pub client_id: String,
+        /// Scopes the client may ask for.
+        pub scopes: Vec<String>,
+        /// When it was registered.
+        pub created_at: UnixTime,
+    }
+}
+
+wire! {
+    /// `GET /v1/admin/clients`.
+    pub struct ClientList {
+        /// Clients, oldest first.
+        pub clients: Vec<Client>,
+    }
+}
+
+wire! {
+    /// One signing key as the admin API shows it.
+    pub struct KeyInfo {
+        /// Key id.
+        pub kid: String,
+        /// Algorithm.
+        pub alg: String,
+        /// `active`, `verify_only` or `retired`.
+        pub status: String,
+        /// When the key was made.
+        pub created_at: UnixTime,
+        /// When a verify-only key retires.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub retire_at: Option<UnixTime>,
+    }
+}
+
+wire! {
+    /// `GET /v1/admin/keys`.
+    pub struct KeyList {
+        /// Keys, newest first.
+        pub keys: Vec<KeyInfo>,
+    }
+}
+
+wire! {
+    /// `POST /v1/admin/keys/rotate` answer.
+    pub struct Rotated {
+        /// The new active key.
+        pub kid: String,
+    }
+}
+
+wire! {
+    /// RFC 8414 authorization server metadata, with Tollgate's extensions.
+    pub struct ServerMetadata {
+        /// Issuer; exactly the tokens' `iss`.
+        pub issuer: String,
+        /// Token endpoint.
+        pub token_endpoint: String,
+        /// JWKS; absent for HS256 deployments.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub jwks_uri: Option<String>,
+        /// Introspection endpoint (RFC 7662).
+        pub introspection_endpoint: String,
+        /// Revocation endpoint (RFC 7009).
+        pub revocation_endpoint: String,
+        /// Grant types.
+        pub grant_types_supported: Vec<String>,
+        /// Response types (none: there is no authorization endpoint).
+        pub response_types_supported: Vec<String>,
+        /// Client authentication at the token endpoint.
+        pub token_endpoint_auth_methods_supported: Vec<String>,
+        /// Client authentication at introspection.
+        pub introspection_endpoint_auth_methods_supported: Vec<String>,
+        /// Client authentication at revocation.
+        pub revocation_endpoint_auth_methods_supported: Vec<String>,
+        /// Scopes a client may be given.
+        pub scopes_supported: Vec<String>,
+        /// Token signing algorithms.
+        pub token_signing_alg_values_supported: Vec<String>,
+        /// Tollgate: the revocation feed (`GET`, and `/stream` for SSE).
+        pub tollgate_revocations_endpoint: String,
+        /// Tollgate: the fingerprint endpoint.
+        pub tollgate_fingerprint_endpoint: String,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inactive_introspection_is_exactly_active_false() {
+        assert_eq!(
+            serde_json::to_string(&Introspection::inactive()).unwrap(),
+            r#"{"active":false}"#
+        );
+    }
+}

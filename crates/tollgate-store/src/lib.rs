@@ -1,0 +1,1 @@
+//! tollgate-store: being written.
