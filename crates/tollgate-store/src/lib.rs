@@ -1,1 +1,288 @@
-//! tollgate-store: being written.
+//! Tollgate's storage: the [`Store`] trait the server talks to, and its
+//! implementations (SQLite, the embedded default; Postgres to follow as a
+//! second module behind the same trait).
+//!
+//! The store is the record of truth for users, sessions, refresh-token
+//! families, revocations, service clients and signing keys. It takes `now`
+//! from the caller (the server's clock) so that expiry is testable.
+//!
+//! **Invariants:**
+//! - A write that revokes (session, token, user, refresh reuse) appends its
+//!   [`RevocationEvent`] in the same transaction and is durable (SQLite:
+//!   WAL with `synchronous=FULL`, asserted at open) before the call returns.
+//!   When it cannot be, the call returns [`StoreError::Unavailable`] and the
+//!   server answers 503, never 200.
+//! - Refresh rotation is one conditional update (`… WHERE used_at IS NULL`):
+//!   of many concurrent rotations of one token exactly one succeeds.
+//! - Secrets are stored only as digests (refresh tokens, client secrets) or
+//!   PHC strings (passwords); private keys only as sealed blobs.
+
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+use async_trait::async_trait;
+use tollgate_core::UnixTime;
+pub use tollgate_core::wire::{RevocationEvent, RevocationKind};
+
+/// Why a store call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A unique value is taken (an e-mail, a client id).
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+    /// The database cannot be reached or refused the write; the caller
+    /// answers 503. The detail is for logs only.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    /// Stored data does not parse (a corrupted row). For logs only.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// A user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    /// Random id (UUID v4 text); the tokens' `sub`.
+    pub id: String,
+    /// E-mail, trimmed and lower-cased; unique.
+    pub email: String,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    /// Plan name.
+    pub plan: String,
+    /// Roles.
+    pub roles: Vec<String>,
+    /// Disabled users cannot log in.
+    pub disabled: bool,
+    /// Creation time.
+    pub created_at: UnixTime,
+}
+
+/// Changes to a user; `None` leaves a field alone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserUpdate {
+    /// New plan.
+    pub plan: Option<String>,
+    /// New roles.
+    pub roles: Option<Vec<String>>,
+    /// New disabled flag.
+    pub disabled: Option<bool>,
+}
+
+/// A login session: the family of one chain of refresh tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// Session id; the tokens' `sid`.
+    pub sid: String,
+    /// Owner.
+    pub user_id: String,
+    /// The client the session belongs to.
+    pub client_id: String,
+    /// Scopes granted at login; refresh can never widen them.
+    pub scope: String,
+    /// Start.
+    pub created_at: UnixTime,
+    /// Last refresh.
+    pub last_used_at: UnixTime,
+    /// Absolute end (login + refresh lifetime).
+    pub expires_at: UnixTime,
+    /// When it was ended, if it was.
+    pub revoked_at: Option<UnixTime>,
+}
+
+/// A refresh token, by digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshRecord {
+    /// SHA-256 hex of the token ([`tollgate_core::opaque::digest`]).
+    pub digest: String,
+    /// Session (family).
+    pub sid: String,
+    /// Issue time.
+    pub created_at: UnixTime,
+    /// Expiry (idle timeout; never after the session's end).
+    pub expires_at: UnixTime,
+    /// When it was rotated away; a second use of it is reuse.
+    pub used_at: Option<UnixTime>,
+}
+
+/// A new refresh token to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRefresh {
+    /// SHA-256 hex of the token.
+    pub digest: String,
+    /// Issue time.
+    pub created_at: UnixTime,
+    /// Expiry.
+    pub expires_at: UnixTime,
+}
+
+/// What presenting a refresh token did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// The token was live and unused: it is now used and `new` replaces it.
+    /// The session (with `last_used_at` updated) and its user are returned.
+    Rotated {
+        /// The session.
+        session: SessionRecord,
+        /// The session's user.
+        user: UserRecord,
+    },
+    /// The token had been used before: the whole session is now revoked
+    /// (RFC 9700 §4.14); the event is durable.
+    Reused {
+        /// The revocation of the session.
+        event: RevocationEvent,
+    },
+    /// Unknown, expired, its session ended, or its user disabled.
+    Invalid,
+}
+
+/// A registered service client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientRecord {
+    /// Client id; never equal to a user id.
+    pub client_id: String,
+    /// SHA-256 hex of the secret.
+    pub secret_digest: String,
+    /// Scopes the client may ask for.
+    pub scopes: Vec<String>,
+    /// Registration time.
+    pub created_at: UnixTime,
+}
+
+/// A signing key at rest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRecord {
+    /// Key id.
+    pub kid: String,
+    /// Algorithm name.
+    pub alg: String,
+    /// `active`, `verify_only` or `retired`.
+    pub status: String,
+    /// Creation time.
+    pub created_at: UnixTime,
+    /// Retirement time of a verify-only key.
+    pub retire_at: Option<UnixTime>,
+    /// Sealed material ([`tollgate_core::keys::seal`]).
+    pub material: Vec<u8>,
+}
+
+/// A revocation to record; the store assigns the cursor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRevocation {
+    /// What is revoked.
+    pub kind: RevocationKind,
+    /// The `jti`, `sid` or `sub`.
+    pub value: String,
+    /// When (for `user`: the cut-off).
+    pub at: UnixTime,
+    /// When the entry stops mattering.
+    pub expires_at: UnixTime,
+}
+
+/// The storage the server needs. Every method is one transaction.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Checks the database answers (readiness).
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Creates a user; `Conflict("user")` when the e-mail is taken.
+    async fn create_user(&self, user: UserRecord) -> Result<(), StoreError>;
+    /// The user with this id.
+    async fn find_user(&self, id: &str) -> Result<Option<UserRecord>, StoreError>;
+    /// The user with this (normalised) e-mail.
+    async fn find_user_by_email(&self, email: &str) -> Result<Option<UserRecord>, StoreError>;
+    /// Users ordered by creation, after the user id `after`, at most `limit`.
+    async fn list_users(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<UserRecord>, StoreError>;
+    /// Applies `update`; `None` when there is no such user. When `disabled`
+    /// becomes true the caller also calls [`Store::revoke_user`].
+    async fn update_user(
+        &self,
+        id: &str,
+        update: UserUpdate,
+    ) -> Result<Option<UserRecord>, StoreError>;
+    /// Replaces a password hash (re-hash on login, password change).
+    async fn set_password_hash(&self, id: &str, phc: &str) -> Result<(), StoreError>;
+
+    /// Starts a session with its first refresh token.
+    async fn create_session(
+        &self,
+        session: SessionRecord,
+        refresh: NewRefresh,
+    ) -> Result<(), StoreError>;
+    /// Rotates the refresh token with digest `presented` (see [`Rotation`]).
+    /// Exactly one of any number of concurrent calls with one digest can
+    /// return `Rotated`. `reuse_expires_at` is the `expires_at` of the
+    /// session revocation written on reuse.
+    async fn rotate_refresh(
+        &self,
+        presented: &str,
+        new: NewRefresh,
+        now: UnixTime,
+        reuse_expires_at: UnixTime,
+    ) -> Result<Rotation, StoreError>;
+    /// The refresh token with this digest.
+    async fn find_refresh(&self, digest: &str) -> Result<Option<RefreshRecord>, StoreError>;
+    /// The session with this id.
+    async fn find_session(&self, sid: &str) -> Result<Option<SessionRecord>, StoreError>;
+    /// A user's live sessions (not revoked, not past `expires_at`), newest first.
+    async fn list_sessions(
+        &self,
+        user_id: &str,
+        now: UnixTime,
+    ) -> Result<Vec<SessionRecord>, StoreError>;
+    /// Ends a session (logout, deletion, revoking its refresh token): marks
+    /// it revoked, kills its refresh tokens and records the revocation.
+    /// `None` when the session was already ended or does not exist.
+    async fn revoke_session(
+        &self,
+        sid: &str,
+        revocation: NewRevocation,
+    ) -> Result<Option<RevocationEvent>, StoreError>;
+    /// Revokes one access or service token by `jti` (idempotent: revoking
+    /// twice returns the first event).
+    async fn revoke_token(&self, revocation: NewRevocation) -> Result<RevocationEvent, StoreError>;
+    /// Revokes every token of `revocation.value` (a user id or client id)
+    /// issued before `revocation.at`, and ends every live session of that
+    /// user, recording one event for the cut-off and one per session
+    /// (`session_expires_at` for those). Returns all events written.
+    async fn revoke_user(
+        &self,
+        revocation: NewRevocation,
+        session_expires_at: UnixTime,
+    ) -> Result<Vec<RevocationEvent>, StoreError>;
+    /// Revocation events with a cursor above `after` whose `expires_at` is
+    /// after `now`, oldest first, at most `limit`.
+    async fn revocations_after(
+        &self,
+        after: u64,
+        limit: u32,
+        now: UnixTime,
+    ) -> Result<Vec<RevocationEvent>, StoreError>;
+    /// The highest cursor written so far (0 when none).
+    async fn last_cursor(&self) -> Result<u64, StoreError>;
+    /// Deletes revocations, refresh tokens and sessions that can no longer
+    /// matter at `now`. Returns how many rows went.
+    async fn purge_expired(&self, now: UnixTime) -> Result<u64, StoreError>;
+
+    /// Registers a client; `Conflict("client")` when the id is taken or
+    /// equals a user id.
+    async fn create_client(&self, client: ClientRecord) -> Result<(), StoreError>;
+    /// The client with this id.
+    async fn find_client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError>;
+    /// Every client, oldest first.
+    async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError>;
+
+    /// Every signing key, newest first.
+    async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError>;
+    /// Inserts or updates these keys in one transaction (a rotation writes
+    /// the new key and the demoted one together).
+    async fn save_keys(&self, keys: &[KeyRecord]) -> Result<(), StoreError>;
+}
