@@ -1,6 +1,7 @@
-//! Tollgate's storage: the [`Store`] trait the server talks to, and its
-//! implementations (SQLite, the embedded default; Postgres to follow as a
-//! second module behind the same trait).
+//! Tollgate's storage: the [`Store`] trait the server talks to, and its two
+//! implementations behind it: [`SqliteStore`] (the embedded default, one
+//! file) and, to follow, a Postgres store shared by many server instances.
+//! [`open_store`] picks one from a database URL.
 //!
 //! The store is the record of truth for users, sessions, refresh-token
 //! families, revocations, service clients and signing keys. It takes `now`
@@ -22,9 +23,48 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use tollgate_core::UnixTime;
 pub use tollgate_core::wire::{RevocationEvent, RevocationKind};
+
+mod sql;
+pub mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+/// Opens the store a database URL names: `sqlite://PATH` (the file and its
+/// directory are created when missing) or `postgres://…`/`postgresql://…`.
+/// Migrations run before it returns. Any other scheme is a
+/// [`StoreError::Config`]; the URL itself (which may hold a password) never
+/// appears in an error.
+pub async fn open_store(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    let scheme = url.split_once(':').map(|(scheme, _)| scheme);
+    match scheme {
+        Some("sqlite") => Ok(Arc::new(SqliteStore::open(url).await?)),
+        Some("postgres" | "postgresql") => Err(StoreError::Config(
+            "the Postgres store is not built yet; use `sqlite://PATH`".to_owned(),
+        )),
+        Some(other) if is_plain_scheme(other) => Err(StoreError::Config(format!(
+            "unsupported database URL scheme `{other}` (expected `sqlite://PATH` or `postgres://…`)"
+        ))),
+        _ => Err(StoreError::Config(
+            "the database URL has no scheme (expected `sqlite://PATH` or `postgres://…`)"
+                .to_owned(),
+        )),
+    }
+}
+
+/// Whether `text` looks like a URL scheme, so it can be echoed in an error
+/// without risking a password (RFC 3986 §3.1, kept short).
+fn is_plain_scheme(text: &str) -> bool {
+    (1..=20).contains(&text.len())
+        && text.starts_with(|c: char| c.is_ascii_alphabetic())
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+}
 
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +80,12 @@ pub enum StoreError {
     /// Stored data does not parse (a corrupted row). For logs only.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The store cannot be opened as configured: a malformed or unsupported
+    /// URL, a database that does not guarantee durable writes (SQLite
+    /// `synchronous` not FULL), or a schema newer than this binary. The
+    /// detail names the setting, never a password.
+    #[error("the store is misconfigured: {0}")]
+    Config(String),
 }
 
 /// A user.
@@ -104,7 +150,8 @@ pub struct RefreshRecord {
     pub created_at: UnixTime,
     /// Expiry (idle timeout; never after the session's end).
     pub expires_at: UnixTime,
-    /// When it was rotated away; a second use of it is reuse.
+    /// When it was rotated away, or when its session ended; presenting a
+    /// used token of a live session is reuse.
     pub used_at: Option<UnixTime>,
 }
 
@@ -120,6 +167,9 @@ pub struct NewRefresh {
 }
 
 /// What presenting a refresh token did.
+// One value per refresh call, moved once and never stored: boxing the large
+// variant would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rotation {
     /// The token was live and unused: it is now used and `new` replaces it.
@@ -189,13 +239,15 @@ pub trait Store: Send + Sync + 'static {
     /// Checks the database answers (readiness).
     async fn ping(&self) -> Result<(), StoreError>;
 
-    /// Creates a user; `Conflict("user")` when the e-mail is taken.
+    /// Creates a user; `Conflict("user")` when the e-mail is taken or the id
+    /// is a user's or a client's (they share one namespace).
     async fn create_user(&self, user: UserRecord) -> Result<(), StoreError>;
     /// The user with this id.
     async fn find_user(&self, id: &str) -> Result<Option<UserRecord>, StoreError>;
     /// The user with this (normalised) e-mail.
     async fn find_user_by_email(&self, email: &str) -> Result<Option<UserRecord>, StoreError>;
     /// Users ordered by creation, after the user id `after`, at most `limit`.
+    /// An unknown `after` gives an empty page.
     async fn list_users(
         &self,
         after: Option<&str>,
@@ -208,10 +260,12 @@ pub trait Store: Send + Sync + 'static {
         id: &str,
         update: UserUpdate,
     ) -> Result<Option<UserRecord>, StoreError>;
-    /// Replaces a password hash (re-hash on login, password change).
+    /// Replaces a password hash (re-hash on login, password change). Does
+    /// nothing when there is no such user.
     async fn set_password_hash(&self, id: &str, phc: &str) -> Result<(), StoreError>;
 
-    /// Starts a session with its first refresh token.
+    /// Starts a session with its first refresh token (whose expiry is capped
+    /// at the session's end). `Conflict` when the sid or digest is taken.
     async fn create_session(
         &self,
         session: SessionRecord,
@@ -221,6 +275,15 @@ pub trait Store: Send + Sync + 'static {
     /// Exactly one of any number of concurrent calls with one digest can
     /// return `Rotated`. `reuse_expires_at` is the `expires_at` of the
     /// session revocation written on reuse.
+    ///
+    /// A token is rotated when it is unused, `now < expires_at`, its session
+    /// is neither ended nor past its end and its user is not disabled; the
+    /// new token's expiry is capped at the session's end. A used token of a
+    /// live session is a replay: the session ends at `now` (`Reused`). Since
+    /// a store cannot tell a retry from a replay, of many concurrent calls
+    /// with one digest one rotates, the first loser ends the session and the
+    /// rest (like anything expired, unknown, of an ended session or of a
+    /// disabled user) get `Invalid`, with nothing written.
     async fn rotate_refresh(
         &self,
         presented: &str,
@@ -240,19 +303,23 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<SessionRecord>, StoreError>;
     /// Ends a session (logout, deletion, revoking its refresh token): marks
     /// it revoked, kills its refresh tokens and records the revocation.
-    /// `None` when the session was already ended or does not exist.
+    /// `None` when the session was already ended or does not exist. The
+    /// event is of kind `session` with value `sid`, at `revocation.at`.
     async fn revoke_session(
         &self,
         sid: &str,
         revocation: NewRevocation,
     ) -> Result<Option<RevocationEvent>, StoreError>;
-    /// Revokes one access or service token by `jti` (idempotent: revoking
-    /// twice returns the first event).
+    /// Revokes one access or service token by `jti` (`revocation.value`; the
+    /// event's kind is always `token`). Idempotent: revoking twice returns
+    /// the first event and writes nothing.
     async fn revoke_token(&self, revocation: NewRevocation) -> Result<RevocationEvent, StoreError>;
     /// Revokes every token of `revocation.value` (a user id or client id)
     /// issued before `revocation.at`, and ends every live session of that
     /// user, recording one event for the cut-off and one per session
-    /// (`session_expires_at` for those). Returns all events written.
+    /// (`session_expires_at` for those). Returns all events written, the
+    /// cut-off first. Live means not ended and not past its end at
+    /// `revocation.at`.
     async fn revoke_user(
         &self,
         revocation: NewRevocation,
@@ -266,10 +333,13 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
         now: UnixTime,
     ) -> Result<Vec<RevocationEvent>, StoreError>;
-    /// The highest cursor written so far (0 when none).
+    /// The highest cursor written so far (0 when none). It never goes down,
+    /// even when purging removes the newest entries.
     async fn last_cursor(&self) -> Result<u64, StoreError>;
     /// Deletes revocations, refresh tokens and sessions that can no longer
-    /// matter at `now`. Returns how many rows went.
+    /// matter at `now` (`expires_at <= now`; a session takes its refresh
+    /// tokens with it). Users, clients and keys are never purged. Returns
+    /// how many rows went.
     async fn purge_expired(&self, now: UnixTime) -> Result<u64, StoreError>;
 
     /// Registers a client; `Conflict("client")` when the id is taken or
@@ -283,6 +353,8 @@ pub trait Store: Send + Sync + 'static {
     /// Every signing key, newest first.
     async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError>;
     /// Inserts or updates these keys in one transaction (a rotation writes
-    /// the new key and the demoted one together).
+    /// the new key and the demoted one together, in any order). At most one
+    /// key is `active`: a call that would leave two is `Conflict("key")` and
+    /// writes nothing, so two processes rotating at once cannot both win.
     async fn save_keys(&self, keys: &[KeyRecord]) -> Result<(), StoreError>;
 }
