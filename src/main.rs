@@ -1,4 +1,8 @@
 //! The `tollgate` command. Argument parsing and wiring only: every decision
-//! lives in the library crates.
+//! lives in the library crates (see `src/cli/mod.rs` for the layout).
 
-fn main() {}
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::run()
+}

@@ -207,6 +207,7 @@ impl fmt::Display for ConfigErrors {
 
 /// Where an effective value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Source {
     /// A CLI flag, named without its dashes (`bind`).
     Flag(&'static str),

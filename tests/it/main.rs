@@ -1,0 +1,7 @@
+//! Integration tests of the `tollgate` binary: each runs the real binary
+//! with a cleared environment (only `PATH`) in its own temporary directory,
+//! so neither the developer's variables nor a stray `tollgate.toml` leak in.
+
+mod config;
+mod token;
+mod util;
