@@ -473,7 +473,7 @@ fn explain_lists_every_setting() {
     expect![[r#"
         TOLLGATE_HMAC_SECRET
             The shared secret for HS256 (at least 32 bytes, not a well-known placeholder). Used only with HS256.
-            values:   text; at least 32 bytes of randomness
+            values:   secret text (masked in every output)
             file key: hmac_secret    flag: none (secret)
             aliases:  JWT_SECRET_KEY, JWT_SECRET, JWT_SECRET_<ENV>
             default:  none (every environment)
@@ -499,4 +499,20 @@ fn a_closed_stdout_is_success() {
 fn usage_errors_exit_two() {
     let run = tollgate(&["config", "check", "--no-such-flag"]).run();
     assert_eq!(run.code, 2, "{run:?}");
+}
+
+#[test]
+fn the_configuration_doc_names_every_setting_and_alias() {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/configuration.md"
+    ))
+    .unwrap();
+    for spec in tollgate_core::config::settings() {
+        assert!(doc.contains(&format!("`{}`", spec.env())), "{}", spec.env());
+        assert!(doc.contains(&format!("`{}`", spec.key())), "{}", spec.key());
+        for alias in spec.aliases() {
+            assert!(doc.contains(&format!("`{}`", alias.name)), "{}", alias.name);
+        }
+    }
 }

@@ -79,7 +79,7 @@ pub(super) fn parse(spec: &SettingSpec, unit: Unit, raw: &str) -> Result<Value, 
         }),
         // Secrets are taken byte for byte: trimming would silently change
         // the key every other service holds.
-        Kind::Secret => Ok(Value::Secret(Secret::from(raw))),
+        Kind::Secret | Kind::Password => Ok(Value::Secret(Secret::from(raw))),
         Kind::DatabaseUrl => {
             if ["sqlite:", "postgres://", "postgresql://"]
                 .iter()
