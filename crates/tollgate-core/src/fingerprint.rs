@@ -104,10 +104,10 @@ pub fn compare(reference: &Fingerprint, service: &Fingerprint) -> Vec<Difference
         differ("keys", kids(reference), kids(service));
     }
     let mut optional = |field, a: Option<String>, b: Option<String>| {
-        if let (Some(a), Some(b)) = (a, b) {
-            if a != b {
-                out_push(&mut out, field, a, b);
-            }
+        if let (Some(a), Some(b)) = (a, b)
+            && a != b
+        {
+            out_push(&mut out, field, a, b);
         }
     };
     let num = |v: Option<u64>| v.map(|n| n.to_string());

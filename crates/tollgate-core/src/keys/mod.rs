@@ -290,6 +290,9 @@ fn check_hmac_secret(secret: &[u8]) -> Result<(), Error> {
     Ok(())
 }
 
+// Always behind an `Arc`, so the size of the HMAC variant costs nothing;
+// boxing it would add a pointer chase to every HS256 verification.
+#[allow(clippy::large_enum_variant)]
 enum SignerInner {
     Ed25519(Ed25519KeyPair),
     Ecdsa(EcdsaKeyPair),
@@ -403,6 +406,9 @@ impl SigningKey {
     }
 }
 
+// Always behind an `Arc`, so the size of the HMAC variant costs nothing;
+// boxing it would add a pointer chase to every HS256 verification.
+#[allow(clippy::large_enum_variant)]
 /// Public key bytes in the form each family is published in.
 #[derive(Clone)]
 enum PublicKey {
@@ -416,6 +422,9 @@ enum PublicKey {
     Hmac(hmac::Key),
 }
 
+// Always behind an `Arc`, so the size of the HMAC variant costs nothing;
+// boxing it would add a pointer chase to every HS256 verification.
+#[allow(clippy::large_enum_variant)]
 enum VerifierInner {
     Public(ParsedPublicKey),
     Hmac(hmac::Key),
