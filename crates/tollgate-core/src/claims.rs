@@ -11,7 +11,9 @@
 //! Parsing is strict: a claim named twice, a time that is not a
 //! non-negative integer (`"1"`, `1.5`, `-1`, `1e400`, `null`, `true`), an
 //! `aud` that is neither a string nor an array of strings, or a control
-//! character in an identifier makes the token malformed.
+//! character in any string claim makes the token malformed. (Services copy
+//! `email`, `roles` and `permissions` into logs and UIs; a NUL, newline or
+//! terminal escape there would be an injection Tollgate vouched for.)
 
 use std::fmt;
 
@@ -142,6 +144,16 @@ impl Claims {
         }
         if self.aud.is_empty() {
             return Err(Error::WrongAudience);
+        }
+        let texts = (self.email.iter().chain(&self.plan))
+            .chain([&self.scope])
+            .chain(&self.aud)
+            .chain(&self.roles)
+            .chain(&self.permissions);
+        for text in texts {
+            if has_control(text) {
+                return Err(Error::Malformed("a claim holds a control character"));
+            }
         }
         if self.exp <= self.iat {
             return Err(Error::Malformed("exp is not after iat"));

@@ -534,6 +534,11 @@ fn check_rsa_components(n: &[u8], e: &[u8]) -> Result<(), Error> {
             "the RSA modulus is shorter than 2048 bits",
         ));
     }
+    // A modulus is a product of two odd primes; an even one is no RSA key
+    // (and aws-lc-rs would load it).
+    if n.last().is_none_or(|b| b & 1 == 0) {
+        return Err(Error::InvalidKey("the RSA modulus is even"));
+    }
     // e must be odd and at least 3; the last byte carries the parity.
     let odd = e.last().is_some_and(|b| b & 1 == 1);
     if !odd || (e.len() == 1 && e[0] < 3) || e.len() > 8 {
@@ -721,6 +726,9 @@ mod tests {
         assert!(check_rsa_components(&n2048, &[2]).is_err());
         assert!(check_rsa_components(&n2048, &[1, 0, 0]).is_err());
         assert!(check_rsa_components(&[0, 1], &[3]).is_err());
+        let mut even = n2048;
+        even[255] = 0xfe;
+        assert!(check_rsa_components(&even, &[1, 0, 1]).is_err());
     }
 
     #[test]
