@@ -1,1 +1,415 @@
-//! tollgate-server: being written.
+//! `tollgate-server`: the token service of CONTRACT §4 as an axum server.
+//!
+//! [`Server::bind`] loads everything a request needs (keys from the store,
+//! the revocation view, plans, the bootstrap admin) and binds the listener,
+//! so a test can bind `127.0.0.1:0` and read [`Server::local_addr`] before
+//! serving; [`Server::run`] serves until a shutdown future resolves, then
+//! finishes in-flight requests.
+//!
+//! Code map: `routes` (one module per area: `oauth`, `auth`, `admin`,
+//! `feed`, `discovery`, `ops`), `extract` (typed request inputs and caller
+//! authentication), `tokens` (issuing), `keys` / [`keystore`] (signing keys
+//! live and at rest), `revocations` (the in-memory view and the pump),
+//! `passwords` and `limits` (login safety), `error` ([`ApiError`], the one
+//! HTTP error mapping), `state`, `metrics`, `request_id`, `openapi`.
+//!
+//! **Invariants:** every token decision goes through
+//! [`tollgate_core::Validator`]; tokens and secrets never reach a log line
+//! (only [`tollgate_core::token_fingerprint`]); a revoking request answers
+//! 2xx only after the store made the revocation durable.
+
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+pub mod accounts;
+mod bootstrap;
+pub mod clock;
+mod error;
+mod extract;
+mod input;
+mod keys;
+pub mod keystore;
+mod limits;
+mod metrics;
+mod openapi;
+mod passwords;
+mod request_id;
+mod revocations;
+mod routes;
+mod state;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+mod tokens;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tollgate_core::config::Config;
+use tollgate_core::plans::Plans;
+use tollgate_store::{Store, StoreError};
+
+pub use clock::Clock;
+pub use error::ApiError;
+pub use tokens::{FIRST_PARTY_CLIENT, USER_SCOPES};
+
+use crate::keys::KeyManager;
+use crate::limits::{FailureLimiter, RateLimiter};
+use crate::passwords::PasswordPool;
+use crate::revocations::{Pump, RevocationView};
+use crate::state::{AppState, Shared};
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The listen address cannot be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Serving failed.
+    #[error("the server failed: {0}")]
+    Io(#[from] std::io::Error),
+    /// The store failed.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    /// A key could not be made, loaded or sealed.
+    #[error("signing keys: {0}")]
+    Keys(tollgate_core::Error),
+    /// A stored key cannot be used.
+    #[error("the stored signing key {kid} cannot be used: {reason}")]
+    StoredKey {
+        /// The key's id.
+        kid: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// HS256 is configured without `TOLLGATE_HMAC_SECRET`.
+    #[error("TOLLGATE_SIGNING_ALG is HS256 but TOLLGATE_HMAC_SECRET is not set")]
+    MissingHmacSecret,
+    /// HS256 keys are the configured secret; they are never generated or stored.
+    #[error("HS256 keys come from TOLLGATE_HMAC_SECRET and are never stored or rotated")]
+    HmacKeysAreNotStored,
+    /// The plans file cannot be read or is invalid.
+    #[error("the plans file {path}: {detail}")]
+    Plans {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The bootstrap admin settings cannot be used.
+    #[error("bootstrap admin: {0}")]
+    Bootstrap(String),
+    /// Password hashing is unusable.
+    #[error("password hashing: {0}")]
+    Passwords(tollgate_core::Error),
+}
+
+impl ServerError {
+    /// The API answer for a failure inside a request (rotation).
+    pub(crate) fn into_api(self) -> ApiError {
+        match self {
+            ServerError::Store(error) => ApiError::from(error),
+            other => {
+                tracing::error!(error = %other, "server error");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
+/// Tunables that are not part of the configuration contract.
+#[derive(Debug, Clone)]
+pub(crate) struct Options {
+    /// Keep-alive comment interval of the SSE feed.
+    pub sse_keep_alive: Duration,
+    /// Introspection requests per second per client (burst: twice that).
+    pub introspection_rate: u32,
+    /// How often the revocation pump reads the store.
+    pub poll_interval: Duration,
+    /// How often keys are reloaded from the store.
+    pub key_reload_interval: Duration,
+    /// Concurrent password hashes.
+    pub hash_slots: usize,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            sse_keep_alive: routes::feed::DEFAULT_KEEP_ALIVE,
+            introspection_rate: 1000,
+            poll_interval: Duration::from_millis(500),
+            key_reload_interval: Duration::from_secs(2),
+            hash_slots: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+        }
+    }
+}
+
+/// Builds a [`Server`] with non-default parts.
+pub struct ServerBuilder {
+    config: Config,
+    store: Arc<dyn Store>,
+    clock: Clock,
+    listener: Option<TcpListener>,
+    options: Options,
+}
+
+impl ServerBuilder {
+    /// Uses `clock` instead of the system clock (tests move it forward).
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Serves on an already bound listener instead of binding `config.bind`.
+    pub fn listener(mut self, listener: TcpListener) -> Self {
+        self.listener = Some(listener);
+        self
+    }
+
+    /// Introspection requests per second allowed per client (default 1000,
+    /// bursts of twice that).
+    pub fn introspection_rate(mut self, per_second: u32) -> Self {
+        self.options.introspection_rate = per_second;
+        self
+    }
+
+    /// Keep-alive comment interval of the SSE feed (default 15 s).
+    pub fn sse_keep_alive(mut self, interval: Duration) -> Self {
+        self.options.sse_keep_alive = interval;
+        self
+    }
+
+    /// Concurrent password hashes (default: the number of cores).
+    pub fn hash_slots(mut self, slots: usize) -> Self {
+        self.options.hash_slots = slots;
+        self
+    }
+
+    /// Loads keys, revocations and plans, creates the bootstrap admin, and
+    /// binds the listener.
+    pub async fn bind(self) -> Result<Server, ServerError> {
+        let ServerBuilder {
+            config,
+            store,
+            clock,
+            listener,
+            options,
+        } = self;
+        let listener = match listener {
+            Some(listener) => listener,
+            None => TcpListener::bind(config.bind)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    addr: config.bind,
+                    source,
+                })?,
+        };
+        let plans = load_plans(&config).await?;
+        let now = clock.now();
+        let keys = KeyManager::start(&config, store.clone(), now).await?;
+        let revocations = RevocationView::new();
+        let pump = Pump::new();
+        pump.catch_up(store.as_ref(), &revocations, now).await?;
+        let passwords = PasswordPool::new(options.hash_slots)
+            .await
+            .map_err(ServerError::Passwords)?;
+        bootstrap::admin(&config, store.as_ref(), &plans, now).await?;
+        let (stop, shutdown) = watch::channel(false);
+        let rate = options.introspection_rate;
+        let state = AppState::new(Shared {
+            config,
+            store,
+            clock,
+            keys,
+            revocations,
+            pump,
+            plans,
+            passwords,
+            account_failures: FailureLimiter::new(5, 300, 900),
+            address_failures: FailureLimiter::new(50, 300, 900),
+            introspection_rate: RateLimiter::new(rate, rate.saturating_mul(2)),
+            metrics: metrics::handle(),
+            shutdown,
+            options,
+        });
+        Ok(Server {
+            listener,
+            state,
+            stop,
+        })
+    }
+}
+
+async fn load_plans(config: &Config) -> Result<Plans, ServerError> {
+    let Some(path) = &config.plans_file else {
+        return Ok(Plans::builtin());
+    };
+    let text = tokio::fs::read_to_string(path)
+        .await
+        .map_err(|error| ServerError::Plans {
+            path: path.clone(),
+            detail: error.to_string(),
+        })?;
+    Plans::from_toml(&text).map_err(|error| ServerError::Plans {
+        path: path.clone(),
+        detail: error.to_string(),
+    })
+}
+
+/// A bound, loaded token service, ready to [`run`](Server::run).
+pub struct Server {
+    listener: TcpListener,
+    state: AppState,
+    stop: watch::Sender<bool>,
+}
+
+impl Server {
+    /// Binds `config.bind` over `store` with the system clock.
+    pub async fn bind(config: Config, store: Arc<dyn Store>) -> Result<Server, ServerError> {
+        Server::builder(config, store).bind().await
+    }
+
+    /// A builder for non-default clocks, listeners and limits.
+    pub fn builder(config: Config, store: Arc<dyn Store>) -> ServerBuilder {
+        ServerBuilder {
+            config,
+            store,
+            clock: Clock::system(),
+            listener: None,
+            options: Options::default(),
+        }
+    }
+
+    /// The address actually bound (the port, when `:0` was asked for).
+    pub fn local_addr(&self) -> Result<SocketAddr, ServerError> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, ends the
+    /// revocation streams, and waits for in-flight requests to finish.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        let Server {
+            listener,
+            state,
+            stop,
+        } = self;
+        let background = [
+            tokio::spawn(pump_loop(state.clone())),
+            tokio::spawn(maintenance_loop(state.clone())),
+        ];
+        let app = routes::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let stop = Arc::new(stop);
+        let signal = {
+            let stop = stop.clone();
+            async move {
+                shutdown.await;
+                tracing::info!("shutting down: finishing in-flight requests");
+                let _ = stop.send(true);
+            }
+        };
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, issuer = %state.config.issuer, "tollgate is serving");
+        }
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(signal)
+            .await;
+        let _ = stop.send(true);
+        for task in background {
+            task.abort();
+        }
+        served.map_err(ServerError::Io)
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C): the shutdown future of `tollgate serve`.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+}
+
+/// Keeps the revocation view and the live feed in step with the store.
+async fn pump_loop(state: AppState) {
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            () = state.pump.woken() => {}
+            () = tokio::time::sleep(state.options.poll_interval) => {}
+            () = state.stopped() => return,
+        }
+        match state
+            .pump
+            .catch_up(state.store.as_ref(), &state.revocations, state.now())
+            .await
+        {
+            Ok(_) => failing = false,
+            Err(error) => {
+                if !failing {
+                    tracing::warn!(error = %error, "reading revocations from the store failed");
+                }
+                failing = true;
+            }
+        }
+    }
+}
+
+/// Key reloads and retirements, pruning, store purges, metrics upkeep.
+async fn maintenance_loop(state: AppState) {
+    let mut ticks: u64 = 0;
+    let interval = state.options.key_reload_interval;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = state.stopped() => return,
+        }
+        ticks += 1;
+        let now = state.now();
+        if let Err(error) = state.keys.reload(now).await {
+            tracing::warn!(error = %error, "reloading signing keys failed");
+        }
+        if ticks.is_multiple_of(30) {
+            state.revocations.prune(now);
+            state.account_failures.prune(now);
+            state.address_failures.prune(now);
+            state.metrics.run_upkeep();
+        }
+        if ticks.is_multiple_of(300) {
+            match state.store.purge_expired(now).await {
+                Ok(rows) if rows > 0 => tracing::info!(rows, "purged expired rows"),
+                Ok(_) => {}
+                Err(error) => tracing::warn!(error = %error, "purging expired rows failed"),
+            }
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! Signing keys at rest: loading the [`KeyRing`] from the store, creating
+//! the first key, rotating and retiring. Shared by the running server and
+//! the `tollgate keys …` commands, which act on the same store while the
+//! server runs (the server reloads keys every few seconds).
+//!
+//! Private material is sealed with the master key
+//! ([`tollgate_core::keys::seal`]) before it reaches the store and opened
+//! only here. HS256 keys are never stored: they are the configured shared
+//! secret ([`hmac_ring`]).
+//!
+//! Concurrency: two writers (two instances, or the server and the CLI) may
+//! rotate at once; each writes a new active key and demotes the ones it saw.
+//! [`KeyRing::active`] then picks the newest, and every instance converges on
+//! the next reload. No token is ever invalidated early by such a race,
+//! because demoted keys keep verifying for the overlap.
+
+use tollgate_core::keys::seal::{self, MasterKey};
+use tollgate_core::keys::{Algorithm, KeyRing, KeyStatus, ManagedKey};
+use tollgate_core::{Secret, UnixTime};
+use tollgate_store::{KeyRecord, Store};
+
+use crate::ServerError;
+
+/// The master key from the configuration, derived once.
+pub fn master_key(master: Option<&Secret>) -> Result<Option<MasterKey>, ServerError> {
+    master
+        .map(MasterKey::new)
+        .transpose()
+        .map_err(ServerError::Keys)
+}
+
+/// Every stored key, opened with `master`. A key that does not open (another
+/// master key, a corrupted row) fails the whole load: signing with a partial
+/// ring could publish a JWKS that lacks a key still in use.
+pub async fn load_ring(
+    store: &dyn Store,
+    master: Option<&MasterKey>,
+) -> Result<KeyRing, ServerError> {
+    let records = store.list_keys().await?;
+    let mut keys = Vec::with_capacity(records.len());
+    for record in records {
+        keys.push(open_record(master, record)?);
+    }
+    Ok(KeyRing::new(keys))
+}
+
+fn open_record(master: Option<&MasterKey>, record: KeyRecord) -> Result<ManagedKey, ServerError> {
+    let alg = Algorithm::from_name(&record.alg).ok_or_else(|| ServerError::StoredKey {
+        kid: record.kid.clone(),
+        reason: "its algorithm is unknown",
+    })?;
+    let status = KeyStatus::from_name(&record.status).ok_or_else(|| ServerError::StoredKey {
+        kid: record.kid.clone(),
+        reason: "its status is unknown",
+    })?;
+    let material =
+        seal::open(master, &record.kid, &record.material).map_err(|_| ServerError::StoredKey {
+            kid: record.kid.clone(),
+            reason: "it cannot be decrypted with this master key (TOLLGATE_MASTER_KEY)",
+        })?;
+    ManagedKey::from_parts(
+        record.kid.clone(),
+        alg,
+        status,
+        record.created_at,
+        record.retire_at,
+        material,
+    )
+    .map_err(|_| ServerError::StoredKey {
+        kid: record.kid,
+        reason: "its material does not load or does not match its kid",
+    })
+}
+
+/// Seals and writes `keys` in one transaction.
+pub async fn save(
+    store: &dyn Store,
+    master: Option<&MasterKey>,
+    keys: &[ManagedKey],
+) -> Result<(), ServerError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let mut records = Vec::with_capacity(keys.len());
+    for key in keys {
+        records.push(KeyRecord {
+            kid: key.kid().to_owned(),
+            alg: key.alg().as_str().to_owned(),
+            status: key.status.as_str().to_owned(),
+            created_at: key.created_at,
+            retire_at: key.retire_at,
+            material: seal::seal(master, key.kid(), key.material()).map_err(ServerError::Keys)?,
+        });
+    }
+    store.save_keys(&records).await?;
+    Ok(())
+}
+
+/// A new key of `alg`, generated on the blocking pool (RSA generation takes
+/// long enough to stall an event loop).
+pub async fn generate(alg: Algorithm, now: UnixTime) -> Result<ManagedKey, ServerError> {
+    if alg.is_symmetric() {
+        return Err(ServerError::HmacKeysAreNotStored);
+    }
+    tokio::task::spawn_blocking(move || ManagedKey::generate(alg, now))
+        .await
+        .map_err(|_| ServerError::Keys(tollgate_core::Error::InvalidKey("key generation failed")))?
+        .map_err(ServerError::Keys)
+}
+
+/// Rotates: a new key of `alg` becomes active now, the previous active key
+/// verifies for `overlap` more seconds. Reads the ring fresh from the store
+/// so that a rotation elsewhere is not undone. Returns the new key's id.
+pub async fn rotate(
+    store: &dyn Store,
+    master: Option<&MasterKey>,
+    alg: Algorithm,
+    now: UnixTime,
+    overlap: u64,
+) -> Result<String, ServerError> {
+    let mut ring = load_ring(store, master).await?;
+    let new = generate(alg, now).await?;
+    let kid = new.kid().to_owned();
+    let changed = ring.rotate(new, now, overlap);
+    save(store, master, &changed).await?;
+    Ok(kid)
+}
+
+/// Retires verify-only keys whose overlap has passed and makes sure an
+/// active key of `alg` exists (creating the first key, or rotating when the
+/// configured algorithm changed). Returns the ring as stored afterwards and
+/// the id of a key it created, if any.
+pub async fn prepare(
+    store: &dyn Store,
+    master: Option<&MasterKey>,
+    alg: Algorithm,
+    now: UnixTime,
+    overlap: u64,
+) -> Result<(KeyRing, Option<String>), ServerError> {
+    if alg.is_symmetric() {
+        return Err(ServerError::HmacKeysAreNotStored);
+    }
+    let mut ring = load_ring(store, master).await?;
+    let expired = ring.expire(now);
+    save(store, master, &expired).await?;
+    if ring.active().is_some_and(|key| key.alg() == alg) {
+        return Ok((ring, None));
+    }
+    let new = generate(alg, now).await?;
+    let kid = new.kid().to_owned();
+    let changed = ring.rotate(new, now, overlap);
+    save(store, master, &changed).await?;
+    Ok((ring, Some(kid)))
+}
+
+/// The one-key ring of an HS256 deployment: the shared secret, never stored.
+pub fn hmac_ring(secret: Option<&Secret>, now: UnixTime) -> Result<KeyRing, ServerError> {
+    let secret = secret.ok_or(ServerError::MissingHmacSecret)?;
+    let key = ManagedKey::from_hmac_secret(secret, now).map_err(ServerError::Keys)?;
+    Ok(KeyRing::new(vec![key]))
+}

@@ -1,0 +1,238 @@
+//! The in-memory revocation view and the pump that keeps it (and the SSE
+//! feed) in step with the store.
+//!
+//! [`RevocationView`] implements [`tollgate_core::Revocations`]: the
+//! validator asks it on every token, so it answers from memory. It is filled
+//! at start from the store, updated at once by every revoking write this
+//! instance makes, and caught up by [`Pump`], which polls
+//! `revocations_after(cursor)` about every half second (and right after each
+//! local write) so that instances sharing one database converge.
+//!
+//! The pump is also the only publisher of the live SSE feed: it broadcasts
+//! events strictly in cursor order, as read back from the store, so a
+//! subscriber never sees cursor 10 before cursor 9 of the same store.
+//!
+//! **Invariant:** the view only grows between prunes, and an entry is
+//! pruned only after its `expires_at` (every token it could kill has expired).
+//! When the store cannot be read, the view says it is stale
+//! ([`RevocationView::is_current`]) and introspection answers 503 instead of
+//! a possibly wrong `active: true`.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use tokio::sync::{Notify, broadcast};
+use tollgate_core::wire::{RevocationEvent, RevocationKind};
+use tollgate_core::{Revocations, UnixTime};
+use tollgate_store::{Store, StoreError};
+
+/// How many events one store read returns at most.
+pub(crate) const PAGE: u32 = 500;
+
+#[derive(Default)]
+struct Entries {
+    /// jti → expires_at.
+    tokens: HashMap<String, UnixTime>,
+    /// sid → expires_at.
+    sessions: HashMap<String, UnixTime>,
+    /// sub → (cut-off, expires_at).
+    users: HashMap<String, (UnixTime, UnixTime)>,
+}
+
+/// What this instance knows has been revoked.
+pub(crate) struct RevocationView {
+    entries: RwLock<Entries>,
+    current: AtomicBool,
+}
+
+impl RevocationView {
+    pub fn new() -> RevocationView {
+        RevocationView {
+            entries: RwLock::new(Entries::default()),
+            current: AtomicBool::new(true),
+        }
+    }
+
+    /// Records events (idempotent: applying one twice changes nothing).
+    pub fn apply<'a>(&self, events: impl IntoIterator<Item = &'a RevocationEvent>) {
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        for event in events {
+            let value = event.value.clone();
+            match event.kind {
+                RevocationKind::Token => {
+                    let at = entries.tokens.entry(value).or_insert(0);
+                    *at = (*at).max(event.expires_at);
+                }
+                RevocationKind::Session => {
+                    let at = entries.sessions.entry(value).or_insert(0);
+                    *at = (*at).max(event.expires_at);
+                }
+                RevocationKind::User => {
+                    let entry = entries.users.entry(value).or_insert((0, 0));
+                    entry.0 = entry.0.max(event.at);
+                    entry.1 = entry.1.max(event.expires_at);
+                }
+            }
+        }
+    }
+
+    /// Forgets entries that can no longer kill a live token.
+    pub fn prune(&self, now: UnixTime) {
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        entries.tokens.retain(|_, exp| *exp > now);
+        entries.sessions.retain(|_, exp| *exp > now);
+        entries.users.retain(|_, (_, exp)| *exp > now);
+    }
+
+    /// Whether the last read of the store succeeded. When it did not, other
+    /// instances' revocations may be missing from this view.
+    pub fn is_current(&self) -> bool {
+        self.current.load(Ordering::Relaxed)
+    }
+
+    fn set_current(&self, current: bool) {
+        let was = self.current.swap(current, Ordering::Relaxed);
+        if was != current {
+            if current {
+                tracing::info!("the revocation view is current again");
+            } else {
+                tracing::warn!("the store cannot be read: the revocation view is stale");
+            }
+        }
+    }
+
+    /// Number of entries (for metrics).
+    pub fn len(&self) -> usize {
+        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        entries.tokens.len() + entries.sessions.len() + entries.users.len()
+    }
+}
+
+impl Revocations for RevocationView {
+    fn is_token_revoked(&self, jti: &str) -> bool {
+        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        entries.tokens.contains_key(jti)
+    }
+
+    fn is_session_revoked(&self, sid: &str) -> bool {
+        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        entries.sessions.contains_key(sid)
+    }
+
+    fn revoked_before(&self, sub: &str) -> Option<UnixTime> {
+        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        entries.users.get(sub).map(|(cutoff, _)| *cutoff)
+    }
+}
+
+/// Reads new events from the store in cursor order, applies them to the
+/// view and publishes them to SSE subscribers.
+pub(crate) struct Pump {
+    /// The highest cursor read so far.
+    cursor: AtomicU64,
+    /// Wakes the pump after a local revoking write.
+    wake: Notify,
+    /// The live feed.
+    sender: broadcast::Sender<RevocationEvent>,
+    /// Serialises reads so events are published once and in order.
+    reading: tokio::sync::Mutex<()>,
+}
+
+impl Pump {
+    pub fn new() -> Pump {
+        let (sender, _) = broadcast::channel(1024);
+        Pump {
+            cursor: AtomicU64::new(0),
+            wake: Notify::new(),
+            sender,
+            reading: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// A receiver of every event published from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<RevocationEvent> {
+        self.sender.subscribe()
+    }
+
+    /// Asks for a read soon (after a local revoking write).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Waits for a wake-up.
+    pub async fn woken(&self) {
+        self.wake.notified().await;
+    }
+
+    /// Reads every event after the cursor, applies and publishes them.
+    /// Marks the view stale when the store cannot be read.
+    pub async fn catch_up(
+        &self,
+        store: &dyn Store,
+        view: &RevocationView,
+        now: UnixTime,
+    ) -> Result<usize, StoreError> {
+        let _reading = self.reading.lock().await;
+        let mut total = 0;
+        loop {
+            let after = self.cursor.load(Ordering::Relaxed);
+            let events = match store.revocations_after(after, PAGE, now).await {
+                Ok(events) => events,
+                Err(error) => {
+                    view.set_current(false);
+                    return Err(error);
+                }
+            };
+            view.apply(&events);
+            let full = events.len() == PAGE as usize;
+            for event in events {
+                self.cursor.fetch_max(event.cursor, Ordering::Relaxed);
+                // No subscribers is not an error.
+                let _ = self.sender.send(event);
+                total += 1;
+            }
+            if !full {
+                break;
+            }
+        }
+        view.set_current(true);
+        Ok(total)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: RevocationKind, value: &str, at: u64, expires_at: u64) -> RevocationEvent {
+        RevocationEvent {
+            cursor: 1,
+            kind,
+            value: value.into(),
+            at,
+            expires_at,
+        }
+    }
+
+    #[test]
+    fn the_view_answers_by_jti_sid_and_user_cutoff_and_prunes_after_expiry() {
+        let view = RevocationView::new();
+        view.apply(&[
+            event(RevocationKind::Token, "j1", 10, 100),
+            event(RevocationKind::Session, "s1", 10, 200),
+            event(RevocationKind::User, "u1", 50, 300),
+            event(RevocationKind::User, "u1", 40, 250),
+        ]);
+        assert!(view.is_token_revoked("j1") && !view.is_token_revoked("j2"));
+        assert!(view.is_session_revoked("s1") && !view.is_session_revoked("s2"));
+        // The later cut-off wins, whatever the order events arrive in.
+        assert_eq!(view.revoked_before("u1"), Some(50));
+        assert_eq!(view.revoked_before("u2"), None);
+        view.prune(100);
+        assert!(!view.is_token_revoked("j1"));
+        assert!(view.is_session_revoked("s1"));
+        view.prune(300);
+        assert_eq!(view.len(), 0);
+    }
+}

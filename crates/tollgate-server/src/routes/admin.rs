@@ -1,0 +1,228 @@
+//! The admin API: users (create, read, list, update, revoke all tokens),
+//! service clients (register with a secret shown once, list) and signing
+//! keys (list, rotate). Callers need role `admin` (a user token) or scope
+//! `admin` (a service token) — the [`AdminAuth`] extractor.
+//!
+//! Client secrets are generated here, returned once, and stored only as a
+//! digest; a client id can never equal a user id (RFC 9700 §4.15.1).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use tollgate_core::wire::{
+    Client, ClientCreated, ClientList, CreateClient, CreateUser, ErrorBody, KeyList, Rotated,
+    UpdateUser, User, UserList,
+};
+use tollgate_store::{ClientRecord, UserRecord, UserUpdate};
+
+use crate::ApiError;
+use crate::accounts;
+use crate::extract::{AdminAuth, Json, PathId, Query};
+use crate::routes::auth::new_user;
+use crate::state::AppState;
+
+fn user_view(user: UserRecord) -> User {
+    User {
+        user_id: user.id,
+        email: user.email,
+        plan: user.plan,
+        roles: user.roles,
+        disabled: user.disabled,
+    }
+}
+
+/// `POST /v1/admin/users`.
+#[utoipa::path(post, path = "/v1/admin/users", tag = "admin", security(("bearer" = [])), request_body = CreateUser,
+    responses((status = 201, body = User),
+              (status = 400, description = "invalid_email, weak_password, unknown_plan, invalid_request", body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 409, description = "email_taken", body = ErrorBody)))]
+pub(crate) async fn create_user(
+    State(state): State<AppState>,
+    AdminAuth(admin): AdminAuth,
+    Json(body): Json<CreateUser>,
+) -> Result<(StatusCode, axum::Json<User>), ApiError> {
+    let user = accounts::check_new_user(
+        &state.plans,
+        &body.email,
+        &body.password,
+        body.plan,
+        body.roles,
+    )?;
+    let user = new_user(&state, user, body.password).await?;
+    tracing::info!(sub = %user.id, by = %admin.sub, "user created");
+    Ok((StatusCode::CREATED, axum::Json(user_view(user))))
+}
+
+/// `GET /v1/admin/users/{id}`.
+#[utoipa::path(get, path = "/v1/admin/users/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path, description = "User id")),
+    responses((status = 200, body = User), (status = 404, body = ErrorBody)))]
+pub(crate) async fn get_user(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    PathId(id): PathId,
+) -> Result<axum::Json<User>, ApiError> {
+    let user = state
+        .store
+        .find_user(&id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(axum::Json(user_view(user)))
+}
+
+/// `GET /v1/admin/users?after=ID&limit=N`.
+#[utoipa::path(get, path = "/v1/admin/users", tag = "admin", security(("bearer" = [])),
+    params(("after" = Option<String>, Query, description = "Last user id of the previous page"),
+           ("limit" = Option<u32>, Query, description = "Page size, 1–500 (default 100)")),
+    responses((status = 200, body = UserList)))]
+pub(crate) async fn list_users(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    query: Query,
+) -> Result<axum::Json<UserList>, ApiError> {
+    let limit = query.number("limit")?.unwrap_or(100).clamp(1, 500) as u32;
+    let users = state.store.list_users(query.get("after"), limit).await?;
+    Ok(axum::Json(UserList {
+        users: users.into_iter().map(user_view).collect(),
+    }))
+}
+
+/// `PATCH /v1/admin/users/{id}`.
+#[utoipa::path(patch, path = "/v1/admin/users/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path, description = "User id")), request_body = UpdateUser,
+    responses((status = 200, description = "The user; `disabled: true` has revoked every token", body = User),
+              (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 503, description = "the store is down; repeat the call", body = ErrorBody)))]
+pub(crate) async fn update_user(
+    State(state): State<AppState>,
+    AdminAuth(admin): AdminAuth,
+    PathId(id): PathId,
+    Json(body): Json<UpdateUser>,
+) -> Result<axum::Json<User>, ApiError> {
+    let update = UserUpdate {
+        plan: accounts::check_plan(&state.plans, body.plan)?,
+        roles: body.roles.map(accounts::check_roles).transpose()?,
+        disabled: body.disabled,
+    };
+    let user = state
+        .store
+        .update_user(&id, update)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    if body.disabled == Some(true) {
+        // The user can no longer log in or refresh; this kills the tokens
+        // already out. If it fails the answer is 503 and repeating the
+        // PATCH finishes the job.
+        state.revoke_subject(&user.id).await?;
+        tracing::info!(sub = %user.id, by = %admin.sub, "user disabled; every token revoked");
+    } else {
+        tracing::info!(sub = %user.id, by = %admin.sub, "user updated");
+    }
+    Ok(axum::Json(user_view(user)))
+}
+
+/// `POST /v1/admin/users/{id}/revoke`.
+#[utoipa::path(post, path = "/v1/admin/users/{id}/revoke", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path, description = "User id")),
+    responses((status = 204, description = "Every token of the user issued before now is dead"),
+              (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub(crate) async fn revoke_user(
+    State(state): State<AppState>,
+    AdminAuth(admin): AdminAuth,
+    PathId(id): PathId,
+) -> Result<StatusCode, ApiError> {
+    let user = state
+        .store
+        .find_user(&id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    state.revoke_subject(&user.id).await?;
+    tracing::info!(sub = %user.id, by = %admin.sub, "every token of the user revoked");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1/admin/clients`.
+#[utoipa::path(post, path = "/v1/admin/clients", tag = "admin", security(("bearer" = [])), request_body = CreateClient,
+    responses((status = 201, description = "The secret is shown this once", body = ClientCreated),
+              (status = 400, body = ErrorBody), (status = 409, description = "client_id_taken", body = ErrorBody)))]
+pub(crate) async fn create_client(
+    State(state): State<AppState>,
+    AdminAuth(admin): AdminAuth,
+    Json(body): Json<CreateClient>,
+) -> Result<(StatusCode, axum::Json<ClientCreated>), ApiError> {
+    let (record, secret) = accounts::create_client(
+        state.store.as_ref(),
+        &body.client_id,
+        body.scopes,
+        state.now(),
+    )
+    .await?;
+    let secret = secret.expose_str().ok_or(ApiError::Internal)?.to_owned();
+    tracing::info!(client_id = %record.client_id, by = %admin.sub, "client registered");
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(ClientCreated {
+            client_id: record.client_id,
+            client_secret: secret,
+            scopes: record.scopes,
+        }),
+    ))
+}
+
+fn client_view(client: ClientRecord) -> Client {
+    Client {
+        client_id: client.client_id,
+        scopes: client.scopes,
+        created_at: client.created_at,
+    }
+}
+
+/// `GET /v1/admin/clients`.
+#[utoipa::path(get, path = "/v1/admin/clients", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = ClientList)))]
+pub(crate) async fn list_clients(
+    State(state): State<AppState>,
+    _: AdminAuth,
+) -> Result<axum::Json<ClientList>, ApiError> {
+    let clients = state.store.list_clients().await?;
+    Ok(axum::Json(ClientList {
+        clients: clients.into_iter().map(client_view).collect(),
+    }))
+}
+
+/// `GET /v1/admin/clients/{id}`.
+#[utoipa::path(get, path = "/v1/admin/clients/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Client id")),
+    responses((status = 200, body = Client), (status = 404, body = ErrorBody)))]
+pub(crate) async fn get_client(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    PathId(id): PathId,
+) -> Result<axum::Json<Client>, ApiError> {
+    let client = state
+        .store
+        .find_client(&id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(axum::Json(client_view(client)))
+}
+
+/// `GET /v1/admin/keys`.
+#[utoipa::path(get, path = "/v1/admin/keys", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = KeyList)))]
+pub(crate) async fn list_keys(State(state): State<AppState>, _: AdminAuth) -> axum::Json<KeyList> {
+    axum::Json(state.keys.list(state.now()))
+}
+
+/// `POST /v1/admin/keys/rotate`.
+#[utoipa::path(post, path = "/v1/admin/keys/rotate", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, description = "The new active key", body = Rotated),
+              (status = 409, description = "rotation_not_supported (HS256)", body = ErrorBody),
+              (status = 503, body = ErrorBody)))]
+pub(crate) async fn rotate_keys(
+    State(state): State<AppState>,
+    AdminAuth(admin): AdminAuth,
+) -> Result<axum::Json<Rotated>, ApiError> {
+    let kid = state.keys.rotate(state.now()).await?;
+    tracing::info!(kid, by = %admin.sub, "keys rotated through the API");
+    Ok(axum::Json(Rotated { kid }))
+}

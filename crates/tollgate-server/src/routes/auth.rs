@@ -1,0 +1,202 @@
+//! The first-party user API: register, login, refresh, logout, me, and the
+//! caller's own sessions.
+//!
+//! Login safety (CONTRACT §4): argon2 runs on the bounded password pool;
+//! an unknown e-mail, a wrong password and a disabled user get the same
+//! answer after the same work (a verify against a real or dummy hash);
+//! failures are limited per account and per address with a soft back-off.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use tollgate_core::Secret;
+use tollgate_core::wire::{
+    Credentials, ErrorBody, Me, RefreshRequest, Registered, SessionInfo, SessionList, TokenResponse,
+};
+use tollgate_store::UserRecord;
+
+use crate::accounts::{self, NewUser};
+use crate::extract::{Json, PathId, Peer, UserAuth};
+use crate::state::AppState;
+use crate::tokens::{self, FIRST_PARTY_CLIENT};
+use crate::{ApiError, input, metrics};
+
+/// `POST /v1/auth/register`.
+#[utoipa::path(post, path = "/v1/auth/register", tag = "auth", request_body = Credentials,
+    responses((status = 201, body = Registered),
+              (status = 400, description = "invalid_email, weak_password, invalid_request", body = ErrorBody),
+              (status = 403, description = "registration_closed", body = ErrorBody),
+              (status = 409, description = "email_taken", body = ErrorBody),
+              (status = 503, description = "overloaded or the store is down", body = ErrorBody)))]
+pub(crate) async fn register(
+    State(state): State<AppState>,
+    Json(body): Json<Credentials>,
+) -> Result<(StatusCode, axum::Json<Registered>), ApiError> {
+    if !state.config.registration_open {
+        return Err(ApiError::RegistrationClosed);
+    }
+    let user = accounts::check_new_user(&state.plans, &body.email, &body.password, None, None)?;
+    let user = new_user(&state, user, body.password).await?;
+    tracing::info!(sub = %user.id, "user registered");
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(Registered {
+            user_id: user.id,
+            email: user.email,
+        }),
+    ))
+}
+
+/// Hashes the password on the bounded pool and stores the user.
+pub(crate) async fn new_user(
+    state: &AppState,
+    user: NewUser,
+    password: String,
+) -> Result<UserRecord, ApiError> {
+    // Hash first: a taken e-mail then costs the same as a free one.
+    let hash = state.passwords.hash(Secret::from(password)).await?;
+    accounts::insert_user(state.store.as_ref(), user, hash, state.now()).await
+}
+
+/// `POST /v1/auth/login`.
+#[utoipa::path(post, path = "/v1/auth/login", tag = "auth", request_body = Credentials,
+    responses((status = 200, body = TokenResponse),
+              (status = 401, description = "invalid_credentials (unknown e-mail, wrong password or disabled user)", body = ErrorBody),
+              (status = 429, description = "too_many_attempts, with Retry-After", body = ErrorBody),
+              (status = 503, description = "overloaded, with Retry-After", body = ErrorBody)))]
+pub(crate) async fn login(
+    State(state): State<AppState>,
+    Peer(peer): Peer,
+    Json(body): Json<Credentials>,
+) -> Result<axum::Json<TokenResponse>, ApiError> {
+    let now = state.now();
+    // An address that is not an e-mail cannot match a user; it still costs
+    // a dummy verify so the answer says nothing.
+    let email = input::email(&body.email).unwrap_or_default();
+    let account = format!("account:{email}");
+    let address = format!(
+        "address:{}",
+        peer.map(|ip| ip.to_string()).unwrap_or_default()
+    );
+    let wait = [
+        state.account_failures.check(&account, now).err(),
+        state.address_failures.check(&address, now).err(),
+    ]
+    .into_iter()
+    .flatten()
+    .max();
+    if let Some(retry_after) = wait {
+        return Err(ApiError::TooManyAttempts { retry_after });
+    }
+    let user = if email.is_empty() {
+        None
+    } else {
+        state.store.find_user_by_email(&email).await?
+    };
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    let verified = state
+        .passwords
+        .verify(Secret::from(body.password), hash)
+        .await?;
+    let user = match user {
+        Some(user) if verified.matched && !user.disabled => user,
+        _ => {
+            let now = state.now();
+            state.account_failures.fail(&account, now);
+            state.address_failures.fail(&address, now);
+            ::metrics::counter!(metrics::LOGIN_FAILURES).increment(1);
+            return Err(ApiError::InvalidCredentials);
+        }
+    };
+    state.account_failures.clear(&account);
+    if let Some(phc) = verified.rehash {
+        // Best effort: the login succeeds either way.
+        if let Err(error) = state.store.set_password_hash(&user.id, &phc).await {
+            tracing::warn!(sub = %user.id, error = %error, "storing a re-hashed password failed");
+        }
+    }
+    Ok(axum::Json(tokens::start_session(&state, &user).await?))
+}
+
+/// `POST /v1/auth/refresh`.
+#[utoipa::path(post, path = "/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
+    responses((status = 200, body = TokenResponse),
+              (status = 400, description = "invalid_grant (unknown, expired, used: the session is revoked)", body = ErrorBody)))]
+pub(crate) async fn refresh(
+    State(state): State<AppState>,
+    Json(body): Json<RefreshRequest>,
+) -> Result<axum::Json<TokenResponse>, ApiError> {
+    let answer = tokens::refresh(&state, &body.refresh_token, FIRST_PARTY_CLIENT, None).await?;
+    Ok(axum::Json(answer))
+}
+
+/// `POST /v1/auth/logout`: ends the token's session.
+#[utoipa::path(post, path = "/v1/auth/logout", tag = "auth", security(("bearer" = [])),
+    responses((status = 204, description = "The session is ended"),
+              (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub(crate) async fn logout(
+    State(state): State<AppState>,
+    UserAuth(claims): UserAuth,
+) -> Result<StatusCode, ApiError> {
+    if let Some(sid) = &claims.sid {
+        state.end_session(sid).await?;
+        tracing::info!(sub = %claims.sub, sid = %sid, "logged out");
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /v1/auth/me`.
+#[utoipa::path(get, path = "/v1/auth/me", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, body = Me), (status = 401, body = ErrorBody)))]
+pub(crate) async fn me(UserAuth(claims): UserAuth) -> axum::Json<Me> {
+    axum::Json(Me {
+        sub: claims.sub,
+        email: claims.email.unwrap_or_default(),
+        roles: claims.roles,
+        plan: claims.plan.unwrap_or_default(),
+        permissions: claims.permissions,
+        sid: claims.sid.unwrap_or_default(),
+    })
+}
+
+/// `GET /v1/sessions`: the caller's live sessions.
+#[utoipa::path(get, path = "/v1/sessions", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, body = SessionList), (status = 401, body = ErrorBody)))]
+pub(crate) async fn sessions(
+    State(state): State<AppState>,
+    UserAuth(claims): UserAuth,
+) -> Result<axum::Json<SessionList>, ApiError> {
+    let records = state.store.list_sessions(&claims.sub, state.now()).await?;
+    let sessions = records
+        .into_iter()
+        .map(|s| SessionInfo {
+            current: claims.sid.as_deref() == Some(s.sid.as_str()),
+            sid: s.sid,
+            client_id: s.client_id,
+            created_at: s.created_at,
+            last_used_at: s.last_used_at,
+            expires_at: s.expires_at,
+        })
+        .collect();
+    Ok(axum::Json(SessionList { sessions }))
+}
+
+/// `DELETE /v1/sessions/{sid}`: ends one of the caller's sessions.
+#[utoipa::path(delete, path = "/v1/sessions/{sid}", tag = "auth", security(("bearer" = [])),
+    params(("sid" = String, Path, description = "Session id")),
+    responses((status = 204, description = "Ended"),
+              (status = 404, description = "No such session of the caller's", body = ErrorBody)))]
+pub(crate) async fn end_session(
+    State(state): State<AppState>,
+    UserAuth(claims): UserAuth,
+    PathId(sid): PathId,
+) -> Result<StatusCode, ApiError> {
+    match state.store.find_session(&sid).await? {
+        // Another user's session is indistinguishable from none.
+        Some(session) if session.user_id == claims.sub => {
+            state.end_session(&sid).await?;
+            tracing::info!(sub = %claims.sub, sid = %sid, "session ended by its user");
+            Ok(StatusCode::NO_CONTENT)
+        }
+        _ => Err(ApiError::NotFound),
+    }
+}

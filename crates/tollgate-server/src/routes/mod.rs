@@ -1,0 +1,109 @@
+//! The router: every route of CONTRACT §4 and the layers around them.
+//!
+//! Layers, outermost first: request id → metrics and the request log →
+//! panic guard (a bug answers 500 JSON, never a dropped connection) → body
+//! limit. Routes that return or take tokens, secrets or revocations also
+//! get `Cache-Control: no-store` and `Pragma: no-cache`. Unknown paths and
+//! methods answer JSON 404 and 405.
+
+pub(crate) mod admin;
+pub(crate) mod auth;
+pub(crate) mod discovery;
+pub(crate) mod feed;
+pub(crate) mod oauth;
+pub(crate) mod ops;
+
+use std::any::Any;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::extract::BODY_LIMIT;
+use crate::state::AppState;
+use crate::{ApiError, metrics, request_id};
+
+/// The whole application.
+pub(crate) fn router(state: AppState) -> Router {
+    let sensitive = Router::new()
+        .route("/oauth/token", post(oauth::token))
+        .route("/oauth/introspect", post(oauth::introspect))
+        .route("/oauth/revoke", post(oauth::revoke))
+        .route("/v1/auth/register", post(auth::register))
+        .route("/v1/auth/login", post(auth::login))
+        .route("/v1/auth/refresh", post(auth::refresh))
+        .route("/v1/auth/logout", post(auth::logout))
+        .route("/v1/auth/me", get(auth::me))
+        .route("/v1/sessions", get(auth::sessions))
+        .route(
+            "/v1/sessions/{sid}",
+            axum::routing::delete(auth::end_session),
+        )
+        .route(
+            "/v1/admin/users",
+            get(admin::list_users).post(admin::create_user),
+        )
+        .route(
+            "/v1/admin/users/{id}",
+            get(admin::get_user).patch(admin::update_user),
+        )
+        .route("/v1/admin/users/{id}/revoke", post(admin::revoke_user))
+        .route(
+            "/v1/admin/clients",
+            get(admin::list_clients).post(admin::create_client),
+        )
+        .route("/v1/admin/clients/{id}", get(admin::get_client))
+        .route("/v1/admin/keys", get(admin::list_keys))
+        .route("/v1/admin/keys/rotate", post(admin::rotate_keys))
+        .route("/v1/revocations", get(feed::page))
+        .route("/v1/revocations/stream", get(feed::stream))
+        .route_layer(middleware::from_fn(no_store));
+    let public = Router::new()
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(discovery::metadata),
+        )
+        .route("/.well-known/jwks.json", get(discovery::jwks))
+        .route("/v1/fingerprint", get(discovery::fingerprint))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi));
+    Router::new()
+        .merge(public)
+        .merge(sensitive)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(CatchPanicLayer::custom(panicked))
+        .layer(middleware::from_fn(metrics::track))
+        .layer(middleware::from_fn(request_id::layer))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+fn panicked(_: Box<dyn Any + Send + 'static>) -> Response {
+    tracing::error!("a handler panicked");
+    ApiError::Internal.into_response()
+}
+
+/// RFC 6749 §5.1 / RFC 7662 / RFC 7009: answers carrying tokens or
+/// token state must not be cached.
+async fn no_store(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}

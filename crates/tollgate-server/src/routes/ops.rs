@@ -1,0 +1,80 @@
+//! Operations: liveness, readiness, Prometheus metrics, the OpenAPI
+//! document. None needs authentication; none reveals a secret.
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use serde::Serialize;
+use utoipa::OpenApi;
+
+use crate::state::AppState;
+
+/// Liveness and readiness answers.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct Health {
+    /// `ok`, `ready` or `unavailable`.
+    status: &'static str,
+    /// Per dependency: `ok`, `down` or `stale` (readiness only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    checks: Option<Checks>,
+}
+
+/// Readiness of each dependency.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct Checks {
+    /// The database answers.
+    store: &'static str,
+    /// The revocation view was read from the store recently.
+    revocations: &'static str,
+}
+
+/// `GET /healthz`: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "Alive", body = Health)))]
+pub(crate) async fn healthz() -> axum::Json<Health> {
+    axum::Json(Health {
+        status: "ok",
+        checks: None,
+    })
+}
+
+/// `GET /readyz`: 200 when every dependency works, else 503.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, description = "Ready", body = Health),
+              (status = 503, description = "A dependency is down", body = Health)))]
+pub(crate) async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let store = state.store.ping().await.is_ok();
+    let revocations = state.revocations.is_current();
+    let ready = store && revocations;
+    let body = Health {
+        status: if ready { "ready" } else { "unavailable" },
+        checks: Some(Checks {
+            store: if store { "ok" } else { "down" },
+            revocations: if revocations { "ok" } else { "stale" },
+        }),
+    };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body))
+}
+
+/// `GET /metrics`: Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
+pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    ::metrics::gauge!("tollgate_revocation_view_entries").set(state.revocations.len() as f64);
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+}
+
+/// `GET /openapi.json`: this API, generated from the code.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "OpenAPI 3 document", content_type = "application/json")))]
+pub(crate) async fn openapi() -> impl IntoResponse {
+    axum::Json(crate::openapi::ApiDoc::openapi())
+}

@@ -1,0 +1,178 @@
+//! [`AppState`]: what every handler shares — configuration, store, clock,
+//! keys, the revocation view and pump, plans, the password pool and the
+//! limiters — plus the few operations that touch several of them (validate
+//! a token, record revocations).
+//!
+//! It holds no request state and no lock across an `.await`.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tollgate_core::config::Config;
+use tollgate_core::plans::Plans;
+use tollgate_core::wire::RevocationEvent;
+use tollgate_core::{Claims, Expect, UnixTime};
+use tollgate_store::{NewRevocation, RevocationKind, Store};
+
+use crate::clock::Clock;
+use crate::keys::{KeyManager, KeySet};
+use crate::limits::{FailureLimiter, RateLimiter};
+use crate::passwords::PasswordPool;
+use crate::revocations::{Pump, RevocationView};
+use crate::{ApiError, metrics};
+
+/// The shared state; cheap to clone.
+#[derive(Clone)]
+pub(crate) struct AppState(Arc<Shared>);
+
+pub(crate) struct Shared {
+    /// The resolved configuration.
+    pub config: Config,
+    /// The record of truth.
+    pub store: Arc<dyn Store>,
+    /// The one source of "now".
+    pub clock: Clock,
+    /// Signing and verifying keys.
+    pub keys: KeyManager,
+    /// What is revoked, in memory.
+    pub revocations: RevocationView,
+    /// Keeps the view and the SSE feed in step with the store.
+    pub pump: Pump,
+    /// Plans, for permissions.
+    pub plans: Plans,
+    /// argon2 on the blocking pool, bounded.
+    pub passwords: PasswordPool,
+    /// Failed logins per account (normalised e-mail).
+    pub account_failures: FailureLimiter,
+    /// Failed logins per client address.
+    pub address_failures: FailureLimiter,
+    /// Introspection requests per client.
+    pub introspection_rate: RateLimiter,
+    /// Renders `/metrics`.
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// Flips to `true` when the server begins shutting down (ends SSE streams).
+    pub shutdown: watch::Receiver<bool>,
+    /// Options that are not part of the configuration.
+    pub options: crate::Options,
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(shared: Shared) -> AppState {
+        AppState(Arc::new(shared))
+    }
+
+    /// Resolves once the server begins shutting down.
+    pub async fn stopped(&self) {
+        let mut shutdown = self.shutdown.clone();
+        loop {
+            if *shutdown.borrow_and_update() {
+                return;
+            }
+            if shutdown.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Now, by the server's clock.
+    pub fn now(&self) -> UnixTime {
+        self.clock.now()
+    }
+
+    /// The key set in force now.
+    pub fn key_set(&self) -> Arc<KeySet> {
+        self.keys.current(self.now())
+    }
+
+    /// Validates a presented token with the core validator and the
+    /// revocation view, counting failures by code.
+    pub fn validate(&self, token: &str, expect: Expect) -> Result<Claims, tollgate_core::Error> {
+        let now = self.now();
+        let result =
+            self.keys
+                .current(now)
+                .validator
+                .validate(token, expect, now, &self.revocations);
+        if let Err(error) = &result {
+            ::metrics::counter!(metrics::VALIDATION_FAILURES, "code" => error.code()).increment(1);
+        }
+        result
+    }
+
+    /// Makes durable revocations visible at once in this instance and wakes
+    /// the pump to publish them (other instances learn through the store).
+    pub fn revoked(&self, events: &[RevocationEvent]) {
+        self.revocations.apply(events);
+        for event in events {
+            let kind = match event.kind {
+                RevocationKind::Token => "token",
+                RevocationKind::Session => "session",
+                RevocationKind::User => "user",
+            };
+            ::metrics::counter!(metrics::REVOCATIONS, "kind" => kind).increment(1);
+        }
+        self.pump.wake();
+    }
+
+    /// How long a revocation of access tokens must be remembered: until
+    /// every token minted up to `now` has expired (plus leeway).
+    pub fn access_horizon(&self, now: UnixTime) -> UnixTime {
+        now.saturating_add(self.config.access_token_ttl)
+            .saturating_add(self.config.leeway)
+    }
+
+    /// As [`AppState::access_horizon`], for any token (access or service).
+    pub fn any_token_horizon(&self, now: UnixTime) -> UnixTime {
+        now.saturating_add(
+            self.config
+                .access_token_ttl
+                .max(self.config.service_token_ttl),
+        )
+        .saturating_add(self.config.leeway)
+    }
+
+    /// Ends one session durably and applies it. `Ok(false)` when it had
+    /// ended already.
+    pub async fn end_session(&self, sid: &str) -> Result<bool, ApiError> {
+        let now = self.now();
+        let revocation = NewRevocation {
+            kind: RevocationKind::Session,
+            value: sid.to_owned(),
+            at: now,
+            expires_at: self.access_horizon(now),
+        };
+        match self.store.revoke_session(sid, revocation).await? {
+            Some(event) => {
+                self.revoked(std::slice::from_ref(&event));
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Revokes every token of a user (or client) issued before now and ends
+    /// their sessions, durably.
+    pub async fn revoke_subject(&self, sub: &str) -> Result<(), ApiError> {
+        let now = self.now();
+        let revocation = NewRevocation {
+            kind: RevocationKind::User,
+            value: sub.to_owned(),
+            at: now,
+            expires_at: self.any_token_horizon(now),
+        };
+        let events = self
+            .store
+            .revoke_user(revocation, self.access_horizon(now))
+            .await?;
+        self.revoked(&events);
+        Ok(())
+    }
+}

@@ -1,0 +1,188 @@
+//! Key rotation and retirement, rotation by another process, and what a
+//! restart keeps.
+
+use std::time::Duration;
+
+use crate::common::{Api, PASSWORD};
+use serde_json::json;
+use tollgate_core::keys::Algorithm;
+use tollgate_server::testkit::TestServer;
+use tollgate_server::{Clock, keystore};
+
+fn kid(token: &str) -> String {
+    let (header, _) = tollgate_core::jws::dangerous::insecure_decode(token).unwrap();
+    header["kid"].as_str().unwrap().to_owned()
+}
+
+async fn jwks_kids(api: &Api) -> Vec<String> {
+    let answer = api.get("/.well-known/jwks.json", None).await;
+    answer.body["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn old_tokens_stay_valid_until_expiry_then_the_old_key_leaves_the_jwks() {
+    let clock = Clock::manual(Clock::system_now());
+    let api = Api::with(TestServer::builder().clock(clock)).await;
+    let introspector = api.client("rs-keys", &["introspect"]).await;
+    let admin = api.admin_token().await;
+    let old_token = api
+        .login("admin@tollgate.test", PASSWORD)
+        .await
+        .str("access_token");
+    let old_kid = kid(&old_token);
+    let new_kid = api
+        .post_empty("/v1/admin/keys/rotate", Some(&admin))
+        .await
+        .expect(200, None)
+        .str("kid");
+    // The new key signs at once and is published; the old one still verifies.
+    let new_token = api
+        .login("admin@tollgate.test", PASSWORD)
+        .await
+        .str("access_token");
+    assert_eq!(kid(&new_token), new_kid);
+    let mut kids = jwks_kids(&api).await;
+    kids.sort();
+    let mut expected = vec![old_kid.clone(), new_kid.clone()];
+    expected.sort();
+    assert_eq!(kids, expected);
+    assert!(api.is_active(&introspector, &old_token).await);
+    api.get("/v1/auth/me", Some(&old_token))
+        .await
+        .expect(200, None);
+
+    // Overlap = max(access, service) ttl + leeway = 65 s. Just before it
+    // ends the old key still verifies (the old token itself expired at
+    // 60 + 5 leeway: introspection says inactive, the key is still listed).
+    api.server.clock().advance(64);
+    assert_eq!(jwks_kids(&api).await.len(), 2);
+    api.server.clock().advance(1);
+    assert_eq!(jwks_kids(&api).await, vec![new_kid.clone()]);
+    assert!(!api.is_active(&introspector, &old_token).await);
+    let keys = api
+        .get("/v1/admin/keys", Some(&api.admin_token().await))
+        .await;
+    let statuses: Vec<_> = keys.body["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["status"].clone())
+        .collect();
+    assert_eq!(statuses, vec![json!("active"), json!("retired")]);
+}
+
+#[tokio::test]
+async fn a_rotation_by_another_process_is_picked_up_while_the_server_runs() {
+    let api = Api::start().await;
+    let store = api.server.store();
+    let kid = keystore::rotate(store.as_ref(), None, Algorithm::EdDSA, api.server.now(), 65)
+        .await
+        .unwrap();
+    let mut seen = false;
+    for _ in 0..100 {
+        let token = api
+            .login("admin@tollgate.test", PASSWORD)
+            .await
+            .str("access_token");
+        if self::kid(&token) == kid {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        seen,
+        "the server never signed with the key rotated in the store"
+    );
+    assert!(jwks_kids(&api).await.contains(&kid));
+}
+
+#[tokio::test]
+async fn a_restart_keeps_users_sessions_keys_clients_and_revocations() {
+    let api = Api::start().await;
+    let introspector = api.client("rs-restart", &["introspect"]).await;
+    let kept = api.user("kept@example.com").await;
+    let revoked = api.login("kept@example.com", PASSWORD).await;
+    api.post_empty("/v1/auth/logout", Some(&revoked.str("access_token")))
+        .await
+        .expect(204, None);
+    let jwks_before = api.get("/.well-known/jwks.json", None).await.text;
+
+    let server = api.server.restart().await;
+    let api = Api {
+        server,
+        http: reqwest::Client::new(),
+    };
+    assert_eq!(
+        api.get("/.well-known/jwks.json", None).await.text,
+        jwks_before
+    );
+    // The user, the live session and its tokens survived.
+    assert!(
+        api.is_active(&introspector, &kept.str("access_token"))
+            .await
+    );
+    api.get("/v1/auth/me", Some(&kept.str("access_token")))
+        .await
+        .expect(200, None);
+    api.post_json(
+        "/v1/auth/refresh",
+        None,
+        &json!({"refresh_token": kept.str("refresh_token")}),
+    )
+    .await
+    .expect(200, None);
+    // The logout survived.
+    assert!(
+        !api.is_active(&introspector, &revoked.str("access_token"))
+            .await
+    );
+    api.post_json(
+        "/v1/auth/refresh",
+        None,
+        &json!({"refresh_token": revoked.str("refresh_token")}),
+    )
+    .await
+    .expect(400, Some("invalid_grant"));
+    api.login("kept@example.com", PASSWORD).await;
+}
+
+#[tokio::test]
+async fn every_asymmetric_algorithm_serves_and_validates() {
+    for alg in [Algorithm::ES256, Algorithm::RS256] {
+        let api = Api::with(TestServer::builder().configure(move |c| c.signing_alg = alg)).await;
+        let introspector = api.client("rs-alg", &["introspect"]).await;
+        let token = api.service_token(&introspector.0, &introspector.1).await;
+        let (header, _) = tollgate_core::jws::dangerous::insecure_decode(&token).unwrap();
+        assert_eq!(header["alg"], alg.as_str());
+        assert_eq!(header["typ"], "at+jwt");
+        assert!(api.is_active(&introspector, &token).await);
+        let jwks = api.get("/.well-known/jwks.json", None).await;
+        assert_eq!(jwks.body["keys"][0]["alg"], alg.as_str());
+    }
+}
+
+#[tokio::test]
+async fn changing_the_algorithm_rotates_and_keeps_old_tokens_valid() {
+    let api = Api::start().await;
+    let introspector = api.client("rs-change", &["introspect"]).await;
+    let old = api.service_token(&introspector.0, &introspector.1).await;
+    let server = api.server;
+    let mut config = server.config().clone();
+    config.signing_alg = Algorithm::ES256;
+    let server = server.restart_with(config).await;
+    let api = Api {
+        server,
+        http: reqwest::Client::new(),
+    };
+    let new = api.service_token(&introspector.0, &introspector.1).await;
+    let (header, _) = tollgate_core::jws::dangerous::insecure_decode(&new).unwrap();
+    assert_eq!(header["alg"], "ES256");
+    assert!(api.is_active(&introspector, &old).await);
+    assert!(api.is_active(&introspector, &new).await);
+}

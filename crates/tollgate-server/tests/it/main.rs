@@ -1,0 +1,16 @@
+//! Integration tests of the token service: each boots the real server on
+//! 127.0.0.1:0 over a temporary SQLite store (the test-kit) and talks HTTP.
+
+mod admin;
+mod attacks;
+mod auth;
+mod bad_input;
+mod common;
+mod discovery;
+mod feed;
+mod keys;
+mod logs;
+mod oauth;
+mod outage;
+mod refresh;
+mod revocation;

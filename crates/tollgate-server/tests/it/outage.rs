@@ -1,0 +1,75 @@
+//! The database goes away: revoking and introspecting answer 503 (never a
+//! 200 before the revocation is durable, never a false `active`), readiness
+//! says so, liveness does not.
+
+use std::time::Duration;
+
+use crate::common::{Api, PASSWORD};
+
+#[tokio::test]
+async fn with_the_store_cut_revoke_and_introspect_answer_503() {
+    let api = Api::start().await;
+    let introspector = api.client("rs-outage", &["introspect"]).await;
+    let login = api.user("outage@example.com").await;
+    let access = login.str("access_token");
+    let refresh = login.str("refresh_token");
+    assert!(api.is_active(&introspector, &access).await);
+
+    api.server.cut_store().await;
+
+    // Revocation cannot be made durable: 503, and the token is not revoked
+    // in memory either.
+    let revoke = api
+        .post_form("/oauth/revoke", None, &[("token", &access)])
+        .await;
+    revoke.expect(503, Some("temporarily_unavailable"));
+    assert_eq!(revoke.header("retry-after"), "1");
+    api.post_form("/oauth/revoke", None, &[("token", &refresh)])
+        .await
+        .expect(503, Some("temporarily_unavailable"));
+    api.post_empty("/v1/auth/logout", Some(&access))
+        .await
+        .expect(503, Some("temporarily_unavailable"));
+
+    // Readiness reports the store down; the revocation view goes stale
+    // within a poll interval, and introspection then refuses to guess.
+    let mut ready = None;
+    for _ in 0..100 {
+        let answer = api.get("/readyz", None).await;
+        if answer.status == 503 && answer.body["checks"]["revocations"] == "stale" {
+            ready = Some(answer);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ready = ready.expect("readiness never reported the outage");
+    assert_eq!(ready.body["checks"]["store"], "down");
+    let introspection = api.introspect(&introspector, &access).await;
+    // Client authentication needs the store too: either way, no answer
+    // about the token.
+    assert_eq!(introspection.status.as_u16(), 503, "{}", introspection.text);
+    assert_eq!(introspection.body["error"], "temporarily_unavailable");
+    assert!(introspection.body.get("active").is_none());
+
+    // Logins and refreshes fail cleanly; liveness is unaffected.
+    api.post_json(
+        "/v1/auth/login",
+        None,
+        &serde_json::json!({"email": "outage@example.com", "password": PASSWORD}),
+    )
+    .await
+    .expect(503, Some("temporarily_unavailable"));
+    api.post_json(
+        "/v1/auth/refresh",
+        None,
+        &serde_json::json!({"refresh_token": refresh}),
+    )
+    .await
+    .expect(503, Some("temporarily_unavailable"));
+    api.get("/healthz", None).await.expect(200, None);
+    // Tokens still validate locally at resource routes (the keys are in
+    // memory); only decisions that need the store are refused.
+    api.get("/v1/auth/me", Some(&access))
+        .await
+        .expect(200, None);
+}
