@@ -1,6 +1,6 @@
 //! Tollgate's storage: the [`Store`] trait the server talks to, and its two
 //! implementations behind it: [`SqliteStore`] (the embedded default, one
-//! file) and, to follow, a Postgres store shared by many server instances.
+//! file) and [`PostgresStore`] (shared by any number of server instances).
 //! [`open_store`] picks one from a database URL.
 //!
 //! The store is the record of truth for users, sessions, refresh-token
@@ -29,9 +29,11 @@ use async_trait::async_trait;
 use tollgate_core::UnixTime;
 pub use tollgate_core::wire::{RevocationEvent, RevocationKind};
 
+pub mod postgres;
 mod sql;
 pub mod sqlite;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// Opens the store a database URL names: `sqlite://PATH` (the file and its
@@ -43,9 +45,7 @@ pub async fn open_store(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     let scheme = url.split_once(':').map(|(scheme, _)| scheme);
     match scheme {
         Some("sqlite") => Ok(Arc::new(SqliteStore::open(url).await?)),
-        Some("postgres" | "postgresql") => Err(StoreError::Config(
-            "the Postgres store is not built yet; use `sqlite://PATH`".to_owned(),
-        )),
+        Some("postgres" | "postgresql") => Ok(Arc::new(PostgresStore::connect(url).await?)),
         Some(other) if is_plain_scheme(other) => Err(StoreError::Config(format!(
             "unsupported database URL scheme `{other}` (expected `sqlite://PATH` or `postgres://…`)"
         ))),

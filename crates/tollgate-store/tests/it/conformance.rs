@@ -54,10 +54,12 @@ macro_rules! conformance_tests {
             a_duplicate_new_digest_rolls_the_rotation_back,
             sixteen_concurrent_rotations_rotate_exactly_once,
             sixty_four_concurrent_rotations_rotate_exactly_once,
+            concurrent_rotations_revocations_and_purges_all_succeed,
             revoking_a_session_kills_its_refresh_tokens_once,
             revoking_a_token_is_idempotent_per_jti,
             revoking_a_user_writes_the_cut_off_and_ends_every_live_session,
             the_feed_pages_in_cursor_order_and_skips_expired_entries,
+            a_reader_following_the_feed_never_misses_an_event,
             purging_removes_only_what_can_no_longer_matter,
             clients_are_stored_listed_and_never_share_a_user_id,
             keys_round_trip_and_only_one_is_active,
@@ -714,6 +716,97 @@ async fn concurrent_rotations(backend: &dyn Backend, n: usize) {
     );
 }
 
+/// Every kind of write at once on the same users and sessions: a store
+/// that takes locks in different orders (deadlock) or lets writers fail
+/// with "busy" shows it here as an error.
+pub async fn concurrent_rotations_revocations_and_purges_all_succeed(backend: &dyn Backend) {
+    let store = backend.store();
+    let mut users = Vec::new();
+    let mut tokens = Vec::new();
+    for u in 0..4 {
+        let user = user(&format!("user{u}@example.com"));
+        store.create_user(user.clone()).await.unwrap();
+        for _ in 0..3 {
+            let mut session = session_of(&user, NOW);
+            // Some sessions end at NOW + 5, so purges have work to do.
+            if tokens.len() % 3 == 2 {
+                session.expires_at = NOW + 5;
+            }
+            let first = digest();
+            store
+                .create_session(session.clone(), refresh(&first, NOW))
+                .await
+                .unwrap();
+            tokens.push((session.sid, first));
+        }
+        users.push(user);
+    }
+    let mut tasks: Vec<tokio::task::JoinHandle<Result<(), StoreError>>> = Vec::new();
+    for round in 0..3u64 {
+        for (sid, first) in tokens.clone() {
+            let store = backend.store();
+            tasks.push(tokio::spawn(async move {
+                let mut current = first;
+                for step in 0..4 {
+                    let next = digest();
+                    let now = NOW + 10 * round + step;
+                    match store
+                        .rotate_refresh(&current, refresh(&next, now), now, now + DAY)
+                        .await?
+                    {
+                        Rotation::Rotated { .. } => current = next,
+                        Rotation::Reused { .. } | Rotation::Invalid => break,
+                    }
+                }
+                Ok(())
+            }));
+            let store = backend.store();
+            tasks.push(tokio::spawn(async move {
+                store
+                    .revoke_session(
+                        &sid,
+                        revocation(RevocationKind::Session, &sid, NOW + 3, NOW + DAY),
+                    )
+                    .await
+                    .map(drop)
+            }));
+        }
+        for user in &users {
+            let store = backend.store();
+            let id = user.id.clone();
+            tasks.push(tokio::spawn(async move {
+                store
+                    .revoke_user(
+                        revocation(RevocationKind::User, &id, NOW + 4, NOW + DAY),
+                        NOW + DAY,
+                    )
+                    .await
+                    .map(drop)
+            }));
+        }
+        let store = backend.store();
+        tasks.push(tokio::spawn(async move {
+            store.purge_expired(NOW + 6).await.map(drop)
+        }));
+        let store = backend.store();
+        tasks.push(tokio::spawn(async move {
+            store
+                .revoke_token(revocation(RevocationKind::Token, "jti", NOW, NOW + DAY))
+                .await
+                .map(drop)
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    // Whatever the interleaving, every session ended or was purged.
+    for user in &users {
+        assert!(store.list_sessions(&user.id, NOW).await.unwrap().is_empty());
+    }
+    let events = all_events(&*store, NOW).await;
+    assert!(events.windows(2).all(|w| w[0].cursor < w[1].cursor));
+}
+
 // ---------------------------------------------------------------- revocation
 
 pub async fn revoking_a_session_kills_its_refresh_tokens_once(backend: &dyn Backend) {
@@ -992,6 +1085,57 @@ pub async fn the_feed_pages_in_cursor_order_and_skips_expired_entries(backend: &
             .unwrap()
             .is_empty()
     );
+}
+
+/// Cursors must be handed out in commit order: a reader that has seen
+/// cursor N must never later find an event below N (it would skip it).
+pub async fn a_reader_following_the_feed_never_misses_an_event(backend: &dyn Backend) {
+    let store = backend.store();
+    let mut writers = Vec::new();
+    for w in 0..8 {
+        let store = backend.store();
+        writers.push(tokio::spawn(async move {
+            for n in 0..12 {
+                let value = format!("jti-{w}-{n}");
+                if n % 3 == 0 {
+                    let events = store
+                        .revoke_user(
+                            revocation(RevocationKind::User, &value, NOW, NOW + 900),
+                            NOW,
+                        )
+                        .await
+                        .unwrap();
+                    assert_eq!(events.len(), 1);
+                } else {
+                    store
+                        .revoke_token(revocation(RevocationKind::Token, &value, NOW, NOW + 900))
+                        .await
+                        .unwrap();
+                }
+            }
+        }));
+    }
+    let mut seen = Vec::new();
+    let mut after = 0;
+    loop {
+        let done = writers.iter().all(|w| w.is_finished());
+        let page = store.revocations_after(after, 7, NOW).await.unwrap();
+        if let Some(last) = page.last() {
+            after = last.cursor;
+        }
+        let empty = page.is_empty();
+        seen.extend(page);
+        if done && empty {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let all = all_events(&*store, NOW).await;
+    assert_eq!(all.len(), 96);
+    assert_eq!(seen, all, "the follower missed or reordered events");
 }
 
 pub async fn purging_removes_only_what_can_no_longer_matter(backend: &dyn Backend) {

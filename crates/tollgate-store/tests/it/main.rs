@@ -6,4 +6,5 @@
 
 #[macro_use]
 mod conformance;
+mod postgres;
 mod sqlite;
