@@ -126,7 +126,7 @@ impl Claims {
 
     /// The token's shape rules (see the module docs), shared by minting and
     /// parsing.
-    fn check_shape(&self) -> Result<(), Error> {
+    pub(crate) fn check_shape(&self) -> Result<(), Error> {
         for (value, name) in [
             (&self.iss, "iss"),
             (&self.sub, "sub"),

@@ -203,6 +203,26 @@ impl Validator {
         Ok(())
     }
 
+    /// Checks claims the token service vouched for over TLS (an
+    /// introspection answer: there is no signature to verify here):
+    /// everything [`Validator::validate`] checks after the signature —
+    /// issuer, audience, token type, times, lifetime and revocation. The SDK
+    /// uses it so that an introspected token meets exactly the same rules as
+    /// a locally validated one (a token for another audience stays refused).
+    pub fn check_introspected(
+        &self,
+        claims: &Claims,
+        expect: Expect,
+        now: UnixTime,
+        revocations: &dyn Revocations,
+    ) -> Result<(), Error> {
+        self.check_claims(claims, expect, now)?;
+        if is_revoked(claims, revocations) {
+            return Err(Error::Revoked);
+        }
+        Ok(())
+    }
+
     /// Everything up to and including the signature, then the claims parse.
     fn verify(&self, token: &str) -> Result<Claims, Error> {
         let parts = jws::split(token.as_bytes())?;

@@ -167,6 +167,46 @@ impl Introspection {
     }
 }
 
+impl Introspection {
+    /// The claims of an active answer, shape-checked like a token's
+    /// (the inverse of [`Introspection::active`]). An inactive answer, a
+    /// missing required claim or a `token_type` that is neither `access` nor
+    /// `service` (a refresh token) is an error.
+    pub fn claims(&self) -> Result<Claims, crate::Error> {
+        use crate::Error;
+        use crate::claims::TokenType;
+        if !self.active {
+            return Err(Error::Revoked);
+        }
+        let text = |v: &Option<String>, name| v.clone().ok_or(Error::MissingClaim(name));
+        let token_type = match self.token_type.as_deref() {
+            Some("access") => TokenType::Access,
+            Some("service") => TokenType::Service,
+            Some(_) => return Err(Error::WrongTokenType),
+            None => return Err(Error::MissingClaim("token_type")),
+        };
+        let claims = Claims {
+            iss: text(&self.iss, "iss")?,
+            sub: text(&self.sub, "sub")?,
+            aud: self.aud.clone().ok_or(Error::MissingClaim("aud"))?,
+            exp: self.exp.ok_or(Error::MissingClaim("exp"))?,
+            iat: self.iat.ok_or(Error::MissingClaim("iat"))?,
+            nbf: self.nbf,
+            jti: text(&self.jti, "jti")?,
+            client_id: text(&self.client_id, "client_id")?,
+            scope: self.scope.clone().unwrap_or_default(),
+            token_type,
+            sid: self.sid.clone(),
+            email: self.email.clone(),
+            roles: self.roles.clone().unwrap_or_default(),
+            plan: self.plan.clone(),
+            permissions: self.permissions.clone().unwrap_or_default(),
+        };
+        claims.check_shape()?;
+        Ok(claims)
+    }
+}
+
 /// What a revocation kills.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -502,5 +542,34 @@ mod tests {
             serde_json::to_string(&Introspection::inactive()).unwrap(),
             r#"{"active":false}"#
         );
+    }
+
+    #[test]
+    fn introspection_claims_round_trip() {
+        let claims = Claims {
+            iss: "https://a".into(),
+            sub: "u1".into(),
+            aud: vec!["api".into()],
+            exp: 2000,
+            iat: 1000,
+            nbf: Some(1000),
+            jti: "j".into(),
+            client_id: "tollgate".into(),
+            scope: "openid".into(),
+            token_type: crate::TokenType::Access,
+            sid: Some("s".into()),
+            email: Some("a@example.com".into()),
+            roles: vec!["admin".into()],
+            plan: Some("pro".into()),
+            permissions: vec!["tool:search".into()],
+        };
+        assert_eq!(Introspection::active(&claims).claims().unwrap(), claims);
+        assert!(Introspection::inactive().claims().is_err());
+        let mut refresh = Introspection::active(&claims);
+        refresh.token_type = Some("refresh".into());
+        assert_eq!(refresh.claims().unwrap_err().code(), "wrong_token_type");
+        let mut no_sid = Introspection::active(&claims);
+        no_sid.sid = None;
+        assert_eq!(no_sid.claims().unwrap_err().code(), "missing_claim");
     }
 }

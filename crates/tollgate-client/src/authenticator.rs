@@ -1,0 +1,861 @@
+//! [`Authenticator`]: the one object a service asks "who is this token?".
+//!
+//! How a token is judged, cheapest first:
+//! 1. over 8 KiB: refused before anything else;
+//! 2. a cache hit (the exact token validated before): the cached claims go
+//!    through `Validator::recheck` (time, token type, revocation) and are
+//!    returned — unless the feed is down under the `introspect` policy and
+//!    the token service has not confirmed the token within the last second,
+//!    in which case it is asked again (and if it cannot answer, the cached
+//!    answer stands);
+//! 3. a compact JWS with keys at hand: `Validator::validate`; a token naming
+//!    an unknown key triggers one rate-limited JWKS refetch; under the
+//!    `introspect` policy with the feed down, the token service must also
+//!    confirm the token, and if it cannot be reached the token is refused
+//!    (fail closed: nothing cached can answer for a token never seen);
+//! 4. anything else (opaque tokens, deployments without a JWKS):
+//!    introspection, whose claims then pass `Validator::check_introspected`.
+//!
+//! Every judgement is made by `tollgate_core::Validator`; this module only
+//! decides which of its entry points to call, with which keys and
+//! revocations. Background tasks (feed follower, periodic JWKS refresh) end
+//! when the last clone of the authenticator is dropped.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::task::JoinHandle;
+use tollgate_core::config::{Component, Config, ConfigBuilder, FeedDownPolicy};
+use tollgate_core::fingerprint::secret_fingerprint;
+use tollgate_core::keys::Algorithm;
+use tollgate_core::validate::DEFAULT_LEEWAY;
+use tollgate_core::wire::{Fingerprint, FingerprintKey};
+use tollgate_core::{
+    Error as CoreError, Expect, MAX_TOKEN_BYTES, Secret, UnixTime, ValidationPolicy, Validator,
+    VerifyingKey, VerifyingKeys,
+};
+
+use crate::breaker::{BreakerConfig, BreakerState};
+use crate::cache::{ClaimsCache, Entry};
+use crate::feed::{FeedConfig, FeedState, FeedStatus, Follower};
+use crate::http::{Credentials, Http, Timeouts};
+use crate::introspect::{Answer, Introspector};
+use crate::jwks::{KeySource, KeyState, Refetch};
+use crate::{AuthError, Principal, RevocationSet, bearer_token, clock};
+
+/// How an authenticator checks signatures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Locally, with the token service's published keys (the default).
+    Jwks,
+    /// Locally, with the HS256 secret shared with the token service.
+    SharedSecret,
+    /// Not at all: every new token is introspected (HS256 deployments where
+    /// the service does not hold the secret).
+    Introspection,
+    /// With a `TestIssuer`'s key, without HTTP (feature `testing`).
+    Test,
+}
+
+impl Mode {
+    /// `jwks`, `shared_secret`, `introspection` or `test`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Jwks => "jwks",
+            Mode::SharedSecret => "shared_secret",
+            Mode::Introspection => "introspection",
+            Mode::Test => "test",
+        }
+    }
+}
+
+/// A snapshot of the authenticator's state, for a service's health or
+/// readiness endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    /// How signatures are checked.
+    pub mode: Mode,
+    /// The revocation feed's state.
+    pub feed: FeedState,
+    /// Unix milliseconds since which the feed is in that state.
+    pub feed_since_ms: u64,
+    /// What happens while the feed is not live.
+    pub feed_down_policy: FeedDownPolicy,
+    /// Revocations held in memory.
+    pub revocations: usize,
+    /// The feed cursor of the newest revocation applied.
+    pub cursor: u64,
+    /// The introspection breaker (`None` without client credentials).
+    pub breaker: Option<BreakerState>,
+    /// Verifying keys held.
+    pub keys: usize,
+    /// Unix milliseconds of the last successful key fetch (0: none).
+    pub keys_fetched_at_ms: u64,
+    /// JWKS requests made so far.
+    pub jwks_fetches: u64,
+    /// Tokens in the validated-claims cache.
+    pub cached_tokens: usize,
+}
+
+impl Health {
+    /// Whether revocations are current and the token service reachable:
+    /// the feed is live (or disabled by design) and the breaker not open.
+    pub fn is_healthy(&self) -> bool {
+        matches!(self.feed, FeedState::Live | FeedState::Disabled)
+            && self.breaker != Some(BreakerState::Open)
+    }
+
+    /// The snapshot as JSON: `{"status": "ok"|"degraded", "mode", "feed",
+    /// "feed_since_ms", "feed_down_policy", "revocations", "cursor",
+    /// "breaker", "keys", "keys_fetched_at_ms", "jwks_fetches",
+    /// "cached_tokens"}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "status": if self.is_healthy() { "ok" } else { "degraded" },
+            "mode": self.mode.as_str(),
+            "feed": self.feed.as_str(),
+            "feed_since_ms": self.feed_since_ms,
+            "feed_down_policy": match self.feed_down_policy {
+                FeedDownPolicy::Introspect => "introspect",
+                FeedDownPolicy::Local => "local",
+            },
+            "revocations": self.revocations,
+            "cursor": self.cursor,
+            "breaker": self.breaker.map(BreakerState::as_str),
+            "keys": self.keys,
+            "keys_fetched_at_ms": self.keys_fetched_at_ms,
+            "jwks_fetches": self.jwks_fetches,
+            "cached_tokens": self.cached_tokens,
+        })
+    }
+}
+
+/// Validates tokens for one service. Cheap to clone; clones share
+/// everything (keys, caches, feed).
+#[derive(Clone, Debug)]
+pub struct Authenticator {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    issuer: String,
+    audiences: Vec<String>,
+    service_name: String,
+    mode: Mode,
+    feed_down_policy: FeedDownPolicy,
+    keys: Arc<ArcSwap<KeyState>>,
+    key_source: Option<Arc<KeySource>>,
+    introspector: Option<Introspector>,
+    revocations: Arc<RevocationSet>,
+    feed: Arc<FeedStatus>,
+    cache: ClaimsCache,
+    confirm_for_ms: u64,
+    secret_fingerprint: Option<String>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Builds an [`Authenticator`]. Every setting's doc gives its default.
+#[derive(Debug)]
+pub struct AuthenticatorBuilder {
+    issuer: String,
+    audiences: Vec<String>,
+    client: Option<(String, Secret)>,
+    service_name: String,
+    feed_down_policy: FeedDownPolicy,
+    leeway: u64,
+    breaker: BreakerConfig,
+    jwks_cooldown: Duration,
+    jwks_refresh: Duration,
+    cache_capacity: usize,
+    confirm_for: Duration,
+    shared_secret: Option<Secret>,
+    feed: FeedConfig,
+    startup_timeout: Duration,
+    feed_wait: Duration,
+    timeouts: Timeouts,
+}
+
+impl AuthenticatorBuilder {
+    /// Also accepts tokens for `audience`.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// The service's client credentials (a client with scope `introspect`):
+    /// needed for the revocation feed and introspection. Default: none
+    /// (revocations are then not followed; a warning is logged).
+    pub fn client_credentials(mut self, client_id: impl Into<String>, secret: Secret) -> Self {
+        self.client = Some((client_id.into(), secret));
+        self
+    }
+
+    /// The name the fingerprint reports; default `service`.
+    pub fn service_name(mut self, name: impl Into<String>) -> Self {
+        self.service_name = name.into();
+        self
+    }
+
+    /// What to do while the feed is down; default
+    /// [`FeedDownPolicy::Introspect`].
+    pub fn feed_down_policy(mut self, policy: FeedDownPolicy) -> Self {
+        self.feed_down_policy = policy;
+        self
+    }
+
+    /// Clock-skew leeway in seconds; default 30.
+    pub fn leeway(mut self, seconds: u64) -> Self {
+        self.leeway = seconds;
+        self
+    }
+
+    /// The introspection breaker; default [`BreakerConfig::default`].
+    pub fn breaker(mut self, config: BreakerConfig) -> Self {
+        self.breaker = config;
+        self
+    }
+
+    /// Least time between two JWKS fetches caused by unknown keys; default
+    /// 5 s.
+    pub fn jwks_cooldown(mut self, cooldown: Duration) -> Self {
+        self.jwks_cooldown = cooldown;
+        self
+    }
+
+    /// How often the JWKS is refreshed anyway; default 5 min.
+    pub fn jwks_refresh_interval(mut self, interval: Duration) -> Self {
+        self.jwks_refresh = interval;
+        self
+    }
+
+    /// Most tokens kept in the validated-claims cache; default 10 000
+    /// (0 disables the cache).
+    pub fn cache_capacity(mut self, capacity: usize) -> Self {
+        self.cache_capacity = capacity;
+        self
+    }
+
+    /// While the feed is down under the `introspect` policy, how long the
+    /// token service's confirmation of a cached token counts; default 1 s
+    /// (the revocation promise).
+    pub fn introspection_confirm_for(mut self, duration: Duration) -> Self {
+        self.confirm_for = duration;
+        self
+    }
+
+    /// Validates HS256 tokens locally with the secret shared with the token
+    /// service. Default: none.
+    pub fn shared_secret(mut self, secret: Secret) -> Self {
+        self.shared_secret = Some(secret);
+        self
+    }
+
+    /// Reconnection delays of the feed (doubling from `min` up to `max`);
+    /// default 100 ms to 5 s.
+    pub fn feed_backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.feed.backoff_min = min;
+        self.feed.backoff_max = max.max(min);
+        self
+    }
+
+    /// Silence after which the feed's stream counts as dead; default 45 s
+    /// (the token service sends a keep-alive every 15 s).
+    pub fn feed_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.feed.idle_timeout = timeout;
+        self
+    }
+
+    /// How long [`AuthenticatorBuilder::build`] keeps retrying discovery
+    /// while the token service is unreachable; default 10 s.
+    pub fn startup_timeout(mut self, timeout: Duration) -> Self {
+        self.startup_timeout = timeout;
+        self
+    }
+
+    /// How long `build` waits for the feed to catch up before returning
+    /// (it returns either way); default 2 s.
+    pub fn feed_wait(mut self, wait: Duration) -> Self {
+        self.feed_wait = wait;
+        self
+    }
+
+    /// Timeout of each request to the token service (not the stream);
+    /// default 5 s.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.timeouts.request = timeout;
+        self
+    }
+
+    /// Discovers the token service, fetches its keys, starts the feed, and
+    /// returns the authenticator. Fails when the configuration is invalid,
+    /// the token service cannot be reached within the start-up timeout, or
+    /// it is not the configured issuer.
+    pub async fn build(self) -> Result<Authenticator, AuthError> {
+        let mut policy = ValidationPolicy::new(self.issuer.clone(), self.audiences.clone())
+            .map_err(|_| {
+                AuthError::Config("the issuer and at least one audience are required".into())
+            })?
+            .with_leeway(self.leeway);
+        let http = Http::new(self.timeouts)?;
+        let metadata = discover_with_retry(&http, &self.issuer, self.startup_timeout).await?;
+        let credentials = match &self.client {
+            Some((id, secret)) => Some(Credentials::new(id, secret)?),
+            None => None,
+        };
+
+        let (mode, validator, secret_fp) = match (&self.shared_secret, &metadata.jwks_uri) {
+            (Some(secret), _) => {
+                let fp = secret_fingerprint(secret);
+                let key = VerifyingKey::from_hmac_secret(&format!("hs256-{fp}"), secret).map_err(
+                    |err| AuthError::Config(format!("the shared secret is refused: {err}")),
+                )?;
+                policy = policy.with_algorithms(&[Algorithm::HS256]);
+                let validator = Validator::new(policy.clone(), VerifyingKeys::new([key]));
+                (Mode::SharedSecret, validator, Some(fp))
+            }
+            (None, Some(_)) => (
+                Mode::Jwks,
+                Validator::new(policy.clone(), VerifyingKeys::default()),
+                None,
+            ),
+            (None, None) => {
+                if credentials.is_none() {
+                    return Err(AuthError::Config(
+                        "the token service publishes no JWKS (HS256): give the service the shared secret \
+                         (TOLLGATE_HMAC_SECRET) or client credentials to introspect with \
+                         (TOLLGATE_CLIENT_ID, TOLLGATE_CLIENT_SECRET)"
+                            .into(),
+                    ));
+                }
+                (
+                    Mode::Introspection,
+                    Validator::new(policy.clone(), VerifyingKeys::default()),
+                    None,
+                )
+            }
+        };
+        let keys = Arc::new(ArcSwap::from_pointee(KeyState {
+            validator,
+            generation: 0,
+            fetched_at_ms: 0,
+        }));
+
+        let mut tasks = Vec::new();
+        let key_source = match (&metadata.jwks_uri, mode) {
+            (Some(url), Mode::Jwks) => {
+                let source = Arc::new(KeySource::new(
+                    http.clone(),
+                    url.clone(),
+                    policy.clone(),
+                    keys.clone(),
+                    self.jwks_cooldown,
+                ));
+                source.fetch().await.map_err(|failure| {
+                    AuthError::Discovery(format!("the key set at {url}: {}", failure.describe()))
+                })?;
+                tasks.push(tokio::spawn(refresh_keys(
+                    source.clone(),
+                    self.jwks_refresh,
+                )));
+                Some(source)
+            }
+            _ => None,
+        };
+
+        let revocations = Arc::new(RevocationSet::new());
+        let introspector = credentials.as_ref().map(|credentials| {
+            Introspector::new(
+                http.clone(),
+                metadata.introspection_endpoint.clone(),
+                credentials.clone(),
+                self.breaker,
+            )
+        });
+        let feed = match credentials {
+            Some(credentials) => {
+                let status = Arc::new(FeedStatus::new(FeedState::Connecting));
+                let page_url = metadata.tollgate_revocations_endpoint.clone();
+                let follower = Follower {
+                    http: http.clone(),
+                    stream_url: format!("{}/stream", page_url.trim_end_matches('/')),
+                    page_url,
+                    credentials,
+                    revocations: revocations.clone(),
+                    status: status.clone(),
+                    config: self.feed,
+                };
+                tasks.push(tokio::spawn(follower.run()));
+                status
+            }
+            None => {
+                tracing::warn!(
+                    "no client credentials: revocations are not followed and tokens cannot be \
+                     introspected; set TOLLGATE_CLIENT_ID and TOLLGATE_CLIENT_SECRET (a client with scope `introspect`)"
+                );
+                Arc::new(FeedStatus::new(FeedState::Disabled))
+            }
+        };
+
+        let authenticator = Authenticator {
+            inner: Arc::new(Inner {
+                issuer: self.issuer,
+                audiences: self.audiences,
+                service_name: self.service_name,
+                mode,
+                feed_down_policy: self.feed_down_policy,
+                keys,
+                key_source,
+                introspector,
+                revocations,
+                feed,
+                cache: ClaimsCache::new(self.cache_capacity),
+                confirm_for_ms: u64::try_from(self.confirm_for.as_millis()).unwrap_or(u64::MAX),
+                secret_fingerprint: secret_fp,
+                tasks,
+            }),
+        };
+        authenticator.wait_for_feed(self.feed_wait).await;
+        Ok(authenticator)
+    }
+}
+
+async fn discover_with_retry(
+    http: &Http,
+    issuer: &str,
+    timeout: Duration,
+) -> Result<tollgate_core::wire::ServerMetadata, AuthError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match crate::discovery::discover(http, issuer).await {
+            Ok(metadata) => return Ok(metadata),
+            // Only an unreachable service is worth waiting for; a wrong
+            // issuer or a bad URL will not fix itself.
+            Err(AuthError::Discovery(why))
+                if why.contains("unreachable")
+                    && tokio::time::Instant::now() + delay < deadline =>
+            {
+                tracing::info!(%issuer, "the token service is not reachable yet; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+async fn refresh_keys(source: Arc<KeySource>, every: Duration) {
+    let mut ticker = tokio::time::interval(every.max(Duration::from_secs(1)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        if let Err(failure) = source.fetch().await {
+            tracing::warn!(failure = %failure.describe(), "periodic key refresh failed; keeping the current keys");
+        }
+    }
+}
+
+impl Authenticator {
+    /// A builder for tokens of `issuer` (compared exactly) meant for
+    /// `audience`.
+    pub fn builder(issuer: impl Into<String>, audience: impl Into<String>) -> AuthenticatorBuilder {
+        AuthenticatorBuilder {
+            issuer: issuer.into(),
+            audiences: vec![audience.into()],
+            client: None,
+            service_name: "service".to_owned(),
+            feed_down_policy: FeedDownPolicy::Introspect,
+            leeway: DEFAULT_LEEWAY,
+            breaker: BreakerConfig::default(),
+            jwks_cooldown: Duration::from_secs(5),
+            jwks_refresh: Duration::from_secs(300),
+            cache_capacity: 10_000,
+            confirm_for: Duration::from_secs(1),
+            shared_secret: None,
+            feed: FeedConfig::default(),
+            startup_timeout: Duration::from_secs(10),
+            feed_wait: Duration::from_secs(2),
+            timeouts: Timeouts::default(),
+        }
+    }
+
+    /// A builder from a resolved configuration: issuer, audiences, leeway,
+    /// client credentials, the feed-down policy, and the shared secret when
+    /// the signing algorithm is HS256.
+    pub fn builder_from_config(config: &Config) -> AuthenticatorBuilder {
+        let mut builder = Authenticator::builder(config.issuer.clone(), String::new());
+        builder.audiences = config.audiences.clone();
+        builder.leeway = config.leeway;
+        builder.feed_down_policy = config.feed_down_policy;
+        if let (Some(id), Some(secret)) = (&config.client_id, &config.client_secret) {
+            builder.client = Some((id.clone(), secret.clone()));
+        }
+        if config.signing_alg == Algorithm::HS256 {
+            builder.shared_secret = config.hmac_secret.clone();
+        }
+        builder
+    }
+
+    /// Resolves the SDK's configuration from the process environment
+    /// through the core builder (`Component::Sdk`): `TOLLGATE_ISSUER`,
+    /// `TOLLGATE_AUDIENCE`, `TOLLGATE_CLIENT_ID`/`TOLLGATE_CLIENT_SECRET`
+    /// (aliases `SERVICE_ID`/`SERVICE_SECRET`), `TOLLGATE_LEEWAY`,
+    /// `TOLLGATE_FEED_DOWN_POLICY`, … Warnings are logged; errors returned,
+    /// one per line.
+    pub fn config_from_env() -> Result<Config, AuthError> {
+        // Variables that are not UTF-8 cannot be settings; skip them rather
+        // than panic as `std::env::vars` would.
+        let vars = std::env::vars_os().filter_map(|(name, value)| {
+            Some((name.into_string().ok()?, value.into_string().ok()?))
+        });
+        let report = ConfigBuilder::new(Component::Sdk).env(vars).build();
+        let (config, warnings) = report.into_config()?;
+        for warning in warnings {
+            tracing::warn!("{warning}");
+        }
+        Ok(config)
+    }
+
+    /// An authenticator configured from the process environment (see
+    /// [`Authenticator::config_from_env`]), reporting itself as `service`.
+    pub async fn from_env(service_name: &str) -> Result<Authenticator, AuthError> {
+        let config = Authenticator::config_from_env()?;
+        Authenticator::builder_from_config(&config)
+            .service_name(service_name)
+            .build()
+            .await
+    }
+
+    /// An authenticator that trusts `keys` and reads `revocations`, with no
+    /// HTTP at all (the `TestIssuer`'s).
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
+    pub(crate) fn offline(
+        policy: ValidationPolicy,
+        keys: VerifyingKeys,
+        revocations: Arc<RevocationSet>,
+        service_name: &str,
+    ) -> Authenticator {
+        Authenticator {
+            inner: Arc::new(Inner {
+                issuer: policy.issuer().to_owned(),
+                audiences: policy.audiences().to_vec(),
+                service_name: service_name.to_owned(),
+                mode: Mode::Test,
+                feed_down_policy: FeedDownPolicy::Local,
+                keys: Arc::new(ArcSwap::from_pointee(KeyState {
+                    validator: Validator::new(policy, keys),
+                    generation: 0,
+                    fetched_at_ms: 0,
+                })),
+                key_source: None,
+                introspector: None,
+                revocations,
+                feed: Arc::new(FeedStatus::new(FeedState::Live)),
+                cache: ClaimsCache::new(10_000),
+                confirm_for_ms: 1000,
+                secret_fingerprint: None,
+                tasks: Vec::new(),
+            }),
+        }
+    }
+
+    async fn wait_for_feed(&self, wait: Duration) {
+        let deadline = tokio::time::Instant::now() + wait;
+        while self.inner.feed.state() == FeedState::Connecting
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// The issuer trusted.
+    pub fn issuer(&self) -> &str {
+        &self.inner.issuer
+    }
+
+    /// The audiences accepted.
+    pub fn audiences(&self) -> &[String] {
+        &self.inner.audiences
+    }
+
+    /// The revocations known (shared with the feed).
+    pub fn revocations(&self) -> &RevocationSet {
+        &self.inner.revocations
+    }
+
+    /// Validates `token` as `expect` (see the module docs for how).
+    pub async fn authenticate(&self, token: &str, expect: Expect) -> Result<Principal, AuthError> {
+        let result = self.judge(token, expect).await;
+        if let Err(err) = &result {
+            metrics::counter!("tollgate_client_rejections_total", "code" => err.code())
+                .increment(1);
+            tracing::debug!(token = %tollgate_core::token_fingerprint(token), code = err.code(), "token refused");
+        }
+        result
+    }
+
+    /// Validates a user's access token (a service token is refused).
+    pub async fn authenticate_user(&self, token: &str) -> Result<Principal, AuthError> {
+        self.authenticate(token, Expect::Access).await
+    }
+
+    /// Validates a service token (a user token is refused).
+    pub async fn authenticate_service(&self, token: &str) -> Result<Principal, AuthError> {
+        self.authenticate(token, Expect::Service).await
+    }
+
+    /// Validates the token of an `Authorization` header value; `None` (no
+    /// header) is [`AuthError::MissingToken`].
+    pub async fn authenticate_header(
+        &self,
+        authorization: Option<&[u8]>,
+        expect: Expect,
+    ) -> Result<Principal, AuthError> {
+        let token = bearer_token(authorization.ok_or(AuthError::MissingToken)?)?;
+        self.authenticate(token, expect).await
+    }
+
+    /// Whether local judgements are current: the feed is live, there is no
+    /// feed by design, or the policy says to trust local validation anyway.
+    fn local_is_current(&self) -> bool {
+        matches!(
+            self.inner.feed.state(),
+            FeedState::Live | FeedState::Disabled
+        ) || self.inner.feed_down_policy == FeedDownPolicy::Local
+    }
+
+    async fn judge(&self, token: &str, expect: Expect) -> Result<Principal, AuthError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(AuthError::Token(CoreError::TooLarge));
+        }
+        let now = clock::now();
+        match self.inner.cache.get(token) {
+            Some(entry) => self.judge_cached(token, &entry, expect, now).await,
+            None => self.judge_new(token, expect, now).await,
+        }
+    }
+
+    async fn judge_cached(
+        &self,
+        token: &str,
+        entry: &Entry,
+        expect: Expect,
+        now: UnixTime,
+    ) -> Result<Principal, AuthError> {
+        let rechecked = {
+            let state = self.inner.keys.load();
+            let revocations = self.inner.revocations.read();
+            state
+                .validator
+                .recheck(entry.principal.claims(), expect, now, &*revocations)
+        };
+        if let Err(err) = rechecked {
+            if matches!(err, CoreError::Expired | CoreError::Revoked) {
+                self.inner.cache.remove(token);
+            }
+            return Err(AuthError::Token(err));
+        }
+        if self.local_is_current() {
+            return Ok(entry.principal.clone());
+        }
+        let now_ms = clock::now_ms();
+        if now_ms.saturating_sub(entry.confirmed_ms()) < self.inner.confirm_for_ms {
+            return Ok(entry.principal.clone());
+        }
+        match self.introspect(token, expect, now).await {
+            Ok(_) => {
+                entry.confirm(now_ms);
+                Ok(entry.principal.clone())
+            }
+            // The token service cannot be asked: the cached judgement stands.
+            Err(AuthError::Unavailable(_) | AuthError::Refused { .. }) => {
+                Ok(entry.principal.clone())
+            }
+            Err(err) => {
+                self.inner.cache.remove(token);
+                Err(err)
+            }
+        }
+    }
+
+    async fn judge_new(
+        &self,
+        token: &str,
+        expect: Expect,
+        now: UnixTime,
+    ) -> Result<Principal, AuthError> {
+        let leeway = self.inner.keys.load().validator.policy().leeway();
+        if self.inner.mode == Mode::Introspection || !looks_like_jws(token) {
+            let principal = self.introspect(token, expect, now).await?;
+            self.inner
+                .cache
+                .insert(token, principal.clone(), clock::now_ms(), now, leeway);
+            return Ok(principal);
+        }
+        let principal = Principal::new(self.validate_locally(token, expect, now).await?);
+        let confirmed_ms = if self.local_is_current() {
+            0
+        } else {
+            // Revocations may be missing: the token service must agree, and
+            // when it cannot be asked the token is refused (fail closed).
+            self.introspect(token, expect, now).await?;
+            clock::now_ms()
+        };
+        self.inner
+            .cache
+            .insert(token, principal.clone(), confirmed_ms, now, leeway);
+        Ok(principal)
+    }
+
+    async fn validate_locally(
+        &self,
+        token: &str,
+        expect: Expect,
+        now: UnixTime,
+    ) -> Result<tollgate_core::Claims, AuthError> {
+        let (result, generation) = self.validate_with_current_keys(token, expect, now);
+        match (result, &self.inner.key_source) {
+            (Err(CoreError::UnknownKey), Some(source)) => {
+                match source.refetch_after(generation).await {
+                    Refetch::Updated => self
+                        .validate_with_current_keys(token, expect, now)
+                        .0
+                        .map_err(AuthError::Token),
+                    Refetch::Unchanged => Err(AuthError::Token(CoreError::UnknownKey)),
+                    Refetch::Failed(failure) => {
+                        tracing::warn!(failure = %failure.describe(), "a token names an unknown key and the key set cannot be fetched");
+                        Err(AuthError::Unavailable("the token's key cannot be fetched"))
+                    }
+                }
+            }
+            (result, _) => result.map_err(AuthError::Token),
+        }
+    }
+
+    fn validate_with_current_keys(
+        &self,
+        token: &str,
+        expect: Expect,
+        now: UnixTime,
+    ) -> (Result<tollgate_core::Claims, CoreError>, u64) {
+        let state = self.inner.keys.load();
+        let revocations = self.inner.revocations.read();
+        (
+            state.validator.validate(token, expect, now, &*revocations),
+            state.generation,
+        )
+    }
+
+    /// Asks the token service, then checks the claims it vouches for with
+    /// the validator.
+    async fn introspect(
+        &self,
+        token: &str,
+        expect: Expect,
+        now: UnixTime,
+    ) -> Result<Principal, AuthError> {
+        let Some(introspector) = &self.inner.introspector else {
+            return Err(AuthError::Unavailable(
+                "the service has no client credentials to ask the token service with",
+            ));
+        };
+        match introspector.introspect(token).await {
+            Answer::Active(claims) => {
+                {
+                    let state = self.inner.keys.load();
+                    let revocations = self.inner.revocations.read();
+                    state
+                        .validator
+                        .check_introspected(&claims, expect, now, &*revocations)
+                        .map_err(AuthError::Token)?;
+                }
+                Ok(Principal::new(*claims))
+            }
+            Answer::Inactive => Err(AuthError::Inactive),
+            Answer::Unavailable(failure) => Err(failure.into_auth_error()),
+        }
+    }
+
+    /// The authenticator's state (feed, breaker, keys, caches).
+    pub fn health(&self) -> Health {
+        let state = self.inner.keys.load();
+        Health {
+            mode: self.inner.mode,
+            feed: self.inner.feed.state(),
+            feed_since_ms: self.inner.feed.since_ms(),
+            feed_down_policy: self.inner.feed_down_policy,
+            revocations: self.inner.revocations.len(),
+            cursor: self.inner.revocations.cursor(),
+            breaker: self
+                .inner
+                .introspector
+                .as_ref()
+                .map(Introspector::breaker_state),
+            keys: state.validator.keys().len(),
+            keys_fetched_at_ms: state.fetched_at_ms,
+            jwks_fetches: self.inner.key_source.as_ref().map_or(0, |s| s.fetches()),
+            cached_tokens: self.inner.cache.len(),
+        }
+    }
+
+    /// How many stream sessions of the revocation feed went live (a
+    /// reconnection makes one more).
+    pub fn feed_sessions(&self) -> u64 {
+        self.inner.feed.sessions()
+    }
+
+    /// What this service trusts, for `GET /v1/fingerprint` (CONTRACT §7):
+    /// its name, the issuer, audiences, accepted algorithms, the keys it
+    /// holds with their RFC 7638 thumbprints, the leeway, and the keyed
+    /// fingerprint of a shared secret when it holds one.
+    pub fn fingerprint(&self) -> Fingerprint {
+        let state = self.inner.keys.load();
+        let policy = state.validator.policy();
+        let mut keys: Vec<FingerprintKey> = state
+            .validator
+            .keys()
+            .iter()
+            .filter_map(|key| {
+                Some(FingerprintKey {
+                    kid: key.kid().to_owned(),
+                    alg: key.alg().as_str().to_owned(),
+                    thumbprint: key.thumbprint().ok()?,
+                })
+            })
+            .collect();
+        keys.sort_by(|a, b| a.kid.cmp(&b.kid));
+        Fingerprint {
+            service: self.inner.service_name.clone(),
+            issuer: self.inner.issuer.clone(),
+            audiences: self.inner.audiences.clone(),
+            algorithms: policy
+                .algorithms()
+                .iter()
+                .map(|a| a.as_str().to_owned())
+                .collect(),
+            keys,
+            access_token_ttl: None,
+            refresh_token_ttl: None,
+            service_token_ttl: None,
+            leeway: Some(policy.leeway()),
+            secret_fingerprint: self.inner.secret_fingerprint.clone(),
+        }
+    }
+}
+
+/// Whether `token` has the shape of a compact JWS (three segments); other
+/// tokens are opaque and can only be introspected.
+fn looks_like_jws(token: &str) -> bool {
+    token.bytes().filter(|b| *b == b'.').count() == 2
+}

@@ -1,0 +1,202 @@
+//! [`RevocationSet`]: the revocations a service knows of, in memory.
+//!
+//! Filled by the revocation feed (or, in tests, by the `TestIssuer`); read
+//! by [`tollgate_core::Validator`] on every token through the
+//! [`Revocations`] trait. An entry is forgotten after its `expires_at`: by
+//! then every token it could kill has expired on its own.
+//!
+//! Reads take a shared lock once per token (see [`RevocationSet::read`]);
+//! writes are rare (one per revocation event).
+
+use std::collections::HashMap;
+use std::sync::{PoisonError, RwLock, RwLockReadGuard};
+
+use foldhash::fast::RandomState;
+use tollgate_core::wire::{RevocationEvent, RevocationKind};
+use tollgate_core::{Revocations, UnixTime};
+
+/// How often (seconds) applying an event also sweeps out expired entries.
+const SWEEP_EVERY: UnixTime = 60;
+
+/// The revocations known to this process. See the module docs.
+#[derive(Debug, Default)]
+pub struct RevocationSet {
+    maps: RwLock<Maps>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Maps {
+    /// `jti` → expires_at.
+    tokens: HashMap<String, UnixTime, RandomState>,
+    /// `sid` → expires_at.
+    sessions: HashMap<String, UnixTime, RandomState>,
+    /// `sub` → (cut-off, expires_at).
+    users: HashMap<String, (UnixTime, UnixTime), RandomState>,
+    /// The feed cursor of the newest event applied.
+    cursor: u64,
+    last_sweep: UnixTime,
+}
+
+impl RevocationSet {
+    /// An empty set.
+    pub fn new() -> RevocationSet {
+        RevocationSet::default()
+    }
+
+    /// Applies one feed event (idempotent). `now` drives the occasional
+    /// sweep of expired entries.
+    pub fn apply(&self, event: &RevocationEvent, now: UnixTime) {
+        let mut maps = self.write();
+        match event.kind {
+            RevocationKind::Token => {
+                let at = maps.tokens.entry(event.value.clone()).or_insert(0);
+                *at = (*at).max(event.expires_at);
+            }
+            RevocationKind::Session => {
+                let at = maps.sessions.entry(event.value.clone()).or_insert(0);
+                *at = (*at).max(event.expires_at);
+            }
+            RevocationKind::User => {
+                let entry = maps.users.entry(event.value.clone()).or_insert((0, 0));
+                entry.0 = entry.0.max(event.at);
+                entry.1 = entry.1.max(event.expires_at);
+            }
+        }
+        maps.cursor = maps.cursor.max(event.cursor);
+        if now.saturating_sub(maps.last_sweep) >= SWEEP_EVERY {
+            maps.sweep(now);
+        }
+    }
+
+    /// Revokes one token by `jti` until `expires_at`.
+    pub fn revoke_token(&self, jti: &str, expires_at: UnixTime) {
+        let mut maps = self.write();
+        let at = maps.tokens.entry(jti.to_owned()).or_insert(0);
+        *at = (*at).max(expires_at);
+    }
+
+    /// Revokes a session by `sid` until `expires_at`.
+    pub fn revoke_session(&self, sid: &str, expires_at: UnixTime) {
+        let mut maps = self.write();
+        let at = maps.sessions.entry(sid.to_owned()).or_insert(0);
+        *at = (*at).max(expires_at);
+    }
+
+    /// Revokes every token of `sub` issued before `cutoff`, remembered until
+    /// `expires_at`.
+    pub fn revoke_user(&self, sub: &str, cutoff: UnixTime, expires_at: UnixTime) {
+        let mut maps = self.write();
+        let entry = maps.users.entry(sub.to_owned()).or_insert((0, 0));
+        entry.0 = entry.0.max(cutoff);
+        entry.1 = entry.1.max(expires_at);
+    }
+
+    /// Forgets entries whose `expires_at` has passed.
+    pub fn sweep(&self, now: UnixTime) {
+        self.write().sweep(now);
+    }
+
+    /// The feed cursor of the newest event applied (0 before any).
+    pub fn cursor(&self) -> u64 {
+        self.read().cursor
+    }
+
+    /// Number of entries held.
+    pub fn len(&self) -> usize {
+        let maps = self.read();
+        maps.tokens.len() + maps.sessions.len() + maps.users.len()
+    }
+
+    /// Whether no revocation is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A read view for one validation: one lock for all three lookups.
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, Maps> {
+        // A writer that panicked left complete entries behind (every write
+        // is a single insert or retain), so the data is still good.
+        self.maps.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Maps> {
+        self.maps.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Maps {
+    fn sweep(&mut self, now: UnixTime) {
+        self.tokens.retain(|_, expires| *expires > now);
+        self.sessions.retain(|_, expires| *expires > now);
+        self.users.retain(|_, (_, expires)| *expires > now);
+        self.last_sweep = now;
+    }
+}
+
+impl Revocations for Maps {
+    fn is_token_revoked(&self, jti: &str) -> bool {
+        self.tokens.contains_key(jti)
+    }
+    fn is_session_revoked(&self, sid: &str) -> bool {
+        self.sessions.contains_key(sid)
+    }
+    fn revoked_before(&self, sub: &str) -> Option<UnixTime> {
+        self.users.get(sub).map(|(cutoff, _)| *cutoff)
+    }
+}
+
+impl Revocations for RevocationSet {
+    fn is_token_revoked(&self, jti: &str) -> bool {
+        self.read().is_token_revoked(jti)
+    }
+    fn is_session_revoked(&self, sid: &str) -> bool {
+        self.read().is_session_revoked(sid)
+    }
+    fn revoked_before(&self, sub: &str) -> Option<UnixTime> {
+        self.read().revoked_before(sub)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(
+        cursor: u64,
+        kind: RevocationKind,
+        value: &str,
+        at: u64,
+        expires_at: u64,
+    ) -> RevocationEvent {
+        RevocationEvent {
+            cursor,
+            kind,
+            value: value.into(),
+            at,
+            expires_at,
+        }
+    }
+
+    #[test]
+    fn events_revoke_by_kind_and_expire() {
+        let set = RevocationSet::new();
+        set.apply(&event(1, RevocationKind::Token, "j1", 100, 200), 100);
+        set.apply(&event(2, RevocationKind::Session, "s1", 100, 300), 100);
+        set.apply(&event(3, RevocationKind::User, "u1", 150, 400), 100);
+        set.apply(&event(4, RevocationKind::User, "u1", 120, 350), 100);
+        assert!(set.is_token_revoked("j1") && !set.is_token_revoked("j2"));
+        assert!(set.is_session_revoked("s1"));
+        assert_eq!(
+            set.revoked_before("u1"),
+            Some(150),
+            "the later cut-off wins"
+        );
+        assert_eq!(set.cursor(), 4);
+        set.sweep(250);
+        assert!(!set.is_token_revoked("j1"));
+        assert!(set.is_session_revoked("s1"));
+        set.sweep(400);
+        assert!(set.is_empty());
+        assert_eq!(set.cursor(), 4, "the cursor survives sweeps");
+    }
+}

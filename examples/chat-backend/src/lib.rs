@@ -1,0 +1,93 @@
+//! chat-backend: a small real service protected only through the Tollgate
+//! SDK — the reference for how a service uses Tollgate.
+//!
+//! - `GET /api/agents/status` (any user): the caller, their tools, and the
+//!   agents, fetched from the service-only route below with a service token
+//!   (the service-to-service call);
+//! - `POST /api/tools/{tool}` (a user with `tool:<tool>`, within the plan's
+//!   rate): runs a (pretend) tool and counts the call;
+//! - `GET /api/usage` (any user): the caller's counts per tool;
+//! - `GET /api/admin/usage` (role `admin`): everyone's counts;
+//! - `GET /internal/agents` (service tokens only);
+//! - `GET /v1/fingerprint` (what this service trusts), `GET /healthz`.
+//!
+//! Everything about tokens goes through `tollgate_client`: this crate never
+//! sees a key or a secret. The state ([`AppState`]) is shared by the REST
+//! routes and, later, the WebSocket: tool permissions, rates and counts are
+//! one [`ToolGate`].
+
+mod error;
+mod peer;
+mod rest;
+mod tools;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::FromRef;
+use axum::routing::{get, post};
+use tollgate_client::limits::ToolGate;
+use tollgate_client::{Authenticator, Requirements, ServiceTokenSource};
+
+pub use error::ApiError;
+pub use peer::Peer;
+
+/// Everything the routes share. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// Judges every token.
+    pub auth: Authenticator,
+    /// Tool permissions, per-user rates and usage counts.
+    pub tools: Arc<ToolGate>,
+    /// Where the agents live (this service itself by default), called with
+    /// a service token.
+    pub peer: Arc<Peer>,
+}
+
+impl AppState {
+    /// State over an authenticator, the plans' tool gate, and the peer to
+    /// call for agents (`service_tokens` identifies this service to it).
+    pub fn new(
+        auth: Authenticator,
+        tools: ToolGate,
+        peer_url: String,
+        service_tokens: Option<ServiceTokenSource>,
+    ) -> AppState {
+        AppState {
+            auth,
+            tools: Arc::new(tools),
+            peer: Arc::new(Peer::new(peer_url, service_tokens)),
+        }
+    }
+}
+
+impl FromRef<AppState> for Authenticator {
+    fn from_ref(state: &AppState) -> Authenticator {
+        state.auth.clone()
+    }
+}
+
+/// The service's routes.
+pub fn router(state: AppState) -> Router {
+    let admin = Router::new()
+        .route("/api/admin/usage", get(rest::all_usage))
+        .route_layer(state.auth.require(Requirements::user().role("admin")));
+    let internal = Router::new()
+        .route("/internal/agents", get(rest::agents))
+        .route_layer(state.auth.require(Requirements::service()));
+    let health = Router::new()
+        .route("/healthz", get(tollgate_client::axum::health))
+        .with_state(state.auth.clone());
+    Router::new()
+        .route("/api/agents/status", get(rest::status))
+        .route("/api/tools/{tool}", post(rest::call_tool))
+        .route("/api/usage", get(rest::usage))
+        .merge(admin)
+        .merge(internal)
+        .fallback(rest::not_found)
+        .with_state(state.clone())
+        .merge(tollgate_client::axum::fingerprint_router(
+            state.auth.clone(),
+        ))
+        .merge(health)
+}
