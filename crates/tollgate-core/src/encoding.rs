@@ -17,6 +17,12 @@ pub(crate) fn b64_decode_into(input: &[u8], out: &mut Vec<u8>) -> Option<()> {
     URL_SAFE_NO_PAD.decode_vec(input, out).ok()
 }
 
+/// Decodes strict base64url into `out`, returning the decoded length;
+/// `None` when the input is not strict base64url *or* does not fit.
+pub(crate) fn b64_decode_slice(input: &[u8], out: &mut [u8]) -> Option<usize> {
+    URL_SAFE_NO_PAD.decode_slice(input, out).ok()
+}
+
 /// Encodes as base64url without padding.
 pub(crate) fn b64_encode(input: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(input)

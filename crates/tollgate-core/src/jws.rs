@@ -36,20 +36,22 @@ pub(crate) struct Parts<'a> {
 /// Splits a compact JWS after the size check: exactly three segments, none
 /// empty. Five segments (a JWE) and the JSON serialization fail here,
 /// before anything is decoded.
-pub(crate) fn split(token: &[u8]) -> Result<Parts<'_>, Error> {
+pub(crate) fn split(token: &str) -> Result<Parts<'_>, Error> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(Error::TooLarge);
     }
-    let mut dots = token
-        .iter()
-        .enumerate()
-        .filter(|(_, b)| **b == b'.')
-        .map(|(i, _)| i);
-    let (Some(first), Some(second), None) = (dots.next(), dots.next(), dots.next()) else {
+    // `str::find` with a char runs memchr, word at a time: this scan is on
+    // every validation's path.
+    let segments = token.find('.').and_then(|first| {
+        let second = first + 1 + token[first + 1..].find('.')?;
+        (!token[second + 1..].contains('.')).then_some((first, second))
+    });
+    let Some((first, second)) = segments else {
         return Err(Error::Malformed(
             "a token has exactly three dot-separated parts",
         ));
     };
+    let token = token.as_bytes();
     let header = &token[..first];
     let payload = &token[first + 1..second];
     let signature = &token[second + 1..];
@@ -248,10 +250,9 @@ impl<'de> Deserialize<'de> for CowStr<'de> {
 
 /// Signs `payload` as a compact JWS with header `{"alg","kid","typ"}`.
 pub fn sign(key: &SigningKey, typ: &str, payload: &[u8]) -> Result<String, Error> {
-    let header = serde_json::json!({ "alg": key.alg().as_str(), "kid": key.kid(), "typ": typ });
-    let header = serde_json::to_vec(&header).map_err(|_| Error::Signing)?;
-    let mut token = String::with_capacity((header.len() + payload.len()) * 4 / 3 + 400);
-    b64_encode_into(&header, &mut token);
+    let header = header_segment(key.alg(), key.kid(), typ)?;
+    let mut token = String::with_capacity(header.len() + payload.len() * 4 / 3 + 400);
+    token.push_str(&header);
     token.push('.');
     b64_encode_into(payload, &mut token);
     let signature = key.sign(token.as_bytes())?;
@@ -260,12 +261,22 @@ pub fn sign(key: &SigningKey, typ: &str, payload: &[u8]) -> Result<String, Error
     Ok(token)
 }
 
+/// The header segment [`sign`] writes: base64url of
+/// `{"alg":…,"kid":…,"typ":…}`, members in that order, no whitespace. The
+/// validator recognises these exact bytes to skip parsing a header Tollgate
+/// wrote itself (same bytes, same parse).
+pub(crate) fn header_segment(alg: Algorithm, kid: &str, typ: &str) -> Result<String, Error> {
+    let header = serde_json::json!({ "alg": alg.as_str(), "kid": kid, "typ": typ });
+    let header = serde_json::to_vec(&header).map_err(|_| Error::Signing)?;
+    Ok(crate::encoding::b64_encode(&header))
+}
+
 /// Verifies a compact JWS against one known key and returns its header and
 /// payload bytes. The header's `alg` must be exactly the key's algorithm, and
 /// a `kid`, when present, must be the key's. Checks no claims and no `typ`:
 /// access tokens go through [`crate::Validator`], which adds those.
 pub fn verify(token: &str, key: &VerifyingKey) -> Result<(Header, Vec<u8>), Error> {
-    let parts = split(token.as_bytes())?;
+    let parts = split(token)?;
     let header = parse_header(parts.header)?;
     if header.kid.as_deref().is_some_and(|kid| kid != key.kid()) {
         return Err(Error::UnknownKey);
@@ -286,9 +297,26 @@ pub(crate) fn check_signature(
     if Algorithm::from_name(&header.alg) != Some(key.alg()) {
         return Err(Error::AlgorithmNotAllowed);
     }
-    let signature =
-        b64_decode(parts.signature).ok_or(Error::Malformed("the signature is not base64url"))?;
-    if key.verify(parts.signing_input, &signature) {
+    check_key_signature(parts, key)
+}
+
+/// The signature check alone, once the caller has established that the
+/// token's `alg` is the key's.
+pub(crate) fn check_key_signature(parts: &Parts<'_>, key: &VerifyingKey) -> Result<(), Error> {
+    // Every signature Tollgate verifies (up to RSA-4096) fits on the stack;
+    // longer ones are decoded on the heap so that they fail exactly as
+    // before (malformed if not base64url, a bad signature otherwise).
+    let mut stack = [0u8; 512];
+    let heap;
+    let signature = match crate::encoding::b64_decode_slice(parts.signature, &mut stack) {
+        Some(len) => &stack[..len],
+        None => {
+            heap = b64_decode(parts.signature)
+                .ok_or(Error::Malformed("the signature is not base64url"))?;
+            &heap[..]
+        }
+    };
+    if key.verify(parts.signing_input, signature) {
         Ok(())
     } else {
         Err(Error::BadSignature)
@@ -304,7 +332,7 @@ pub mod dangerous {
     /// The header and payload JSON of a token, unverified. `None` when the
     /// token is not three base64url segments.
     pub fn insecure_decode(token: &str) -> Option<(serde_json::Value, serde_json::Value)> {
-        let parts = split(token.as_bytes()).ok()?;
+        let parts = split(token).ok()?;
         let header = serde_json::from_slice(&b64_decode(parts.header)?).ok()?;
         let payload = serde_json::from_slice(&b64_decode(parts.payload)?).ok()?;
         Some((header, payload))
@@ -322,26 +350,28 @@ mod tests {
 
     #[test]
     fn split_wants_three_non_empty_segments() {
-        assert!(split(b"a.b.c").is_ok());
+        let parts = split("ab.cd.e").unwrap();
+        assert_eq!(
+            (parts.header, parts.payload, parts.signature),
+            (&b"ab"[..], &b"cd"[..], &b"e"[..])
+        );
+        assert_eq!(parts.signing_input, b"ab.cd");
         for bad in [
-            &b"a.b"[..],
-            b"a.b.",
-            b".b.c",
-            b"a..c",
-            b"a.b.c.d",
-            b"a.b.c.d.e",
-            b"abc",
-            b"",
+            "a.b",
+            "a.b.",
+            ".b.c",
+            "a..c",
+            "a.b.c.d",
+            "a.b.c.d.e",
+            "abc",
+            "",
+            "..",
+            "a.b.c.",
         ] {
-            assert_eq!(
-                split(bad).unwrap_err().code(),
-                "malformed",
-                "{:?}",
-                String::from_utf8_lossy(bad)
-            );
+            assert_eq!(split(bad).unwrap_err().code(), "malformed", "{bad:?}");
         }
         assert_eq!(
-            split(&vec![b'a'; MAX_TOKEN_BYTES + 1]).unwrap_err(),
+            split(&"a".repeat(MAX_TOKEN_BYTES + 1)).unwrap_err(),
             Error::TooLarge
         );
     }
