@@ -10,10 +10,12 @@
 //! Client secrets come from [`opaque::generate`] and only their digest is
 //! stored.
 
+use tollgate_core::config::Config;
 use tollgate_core::opaque::{self, CLIENT_SECRET_PREFIX};
 use tollgate_core::plans::{DEFAULT_PLAN, Plans};
+use tollgate_core::wire::RevocationEvent;
 use tollgate_core::{Secret, UnixTime, password};
-use tollgate_store::{ClientRecord, Store, StoreError, UserRecord};
+use tollgate_store::{ClientRecord, NewRevocation, RevocationKind, Store, StoreError, UserRecord};
 
 use crate::tokens::FIRST_PARTY_CLIENT;
 use crate::{ApiError, input};
@@ -123,4 +125,26 @@ pub async fn create_client(
         Err(StoreError::Conflict(_)) => Err(ApiError::ClientIdTaken),
         Err(other) => Err(other.into()),
     }
+}
+
+/// Revokes every token of `sub` (a user or client id) issued before `now`
+/// and ends the user's sessions, durably. The events are remembered until
+/// every token they could kill has expired. Returns the events written.
+pub async fn revoke_subject(
+    store: &dyn Store,
+    config: &Config,
+    sub: &str,
+    now: UnixTime,
+) -> Result<Vec<RevocationEvent>, ApiError> {
+    let longest = config.access_token_ttl.max(config.service_token_ttl);
+    let revocation = NewRevocation {
+        kind: RevocationKind::User,
+        value: sub.to_owned(),
+        at: now,
+        expires_at: now.saturating_add(longest).saturating_add(config.leeway),
+    };
+    let sessions_until = now
+        .saturating_add(config.access_token_ttl)
+        .saturating_add(config.leeway);
+    Ok(store.revoke_user(revocation, sessions_until).await?)
 }

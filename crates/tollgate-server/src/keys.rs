@@ -19,7 +19,7 @@ use tollgate_core::claims::Minter;
 use tollgate_core::config::Config;
 use tollgate_core::keys::seal::MasterKey;
 use tollgate_core::keys::{Algorithm, KeyRing, KeyStatus};
-use tollgate_core::wire::{FingerprintKey, KeyInfo, KeyList};
+use tollgate_core::wire::{FingerprintKey, KeyList};
 use tollgate_core::{Secret, UnixTime, ValidationPolicy, Validator};
 use tollgate_store::Store;
 
@@ -248,33 +248,7 @@ impl KeyManager {
 
     /// `GET /v1/admin/keys`: every key, newest first.
     pub fn list(&self, now: UnixTime) -> KeyList {
-        let set = self.current(now);
-        let mut keys: Vec<KeyInfo> = set
-            .ring
-            .keys()
-            .iter()
-            .map(|k| KeyInfo {
-                kid: k.kid().to_owned(),
-                alg: k.alg().as_str().to_owned(),
-                status: k.status.as_str().to_owned(),
-                created_at: k.created_at,
-                retire_at: k.retire_at,
-            })
-            .collect();
-        // Newest first; keys made in the same second by status (the active
-        // one first), so the order never depends on random key ids.
-        let rank = |status: &str| match status {
-            "active" => 0,
-            "verify_only" => 1,
-            _ => 2,
-        };
-        keys.sort_by(|a, b| {
-            b.created_at
-                .cmp(&a.created_at)
-                .then(rank(&a.status).cmp(&rank(&b.status)))
-                .then(a.kid.cmp(&b.kid))
-        });
-        KeyList { keys }
+        keystore::key_list(&self.current(now).ring)
     }
 }
 

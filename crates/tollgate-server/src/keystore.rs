@@ -16,6 +16,7 @@
 
 use tollgate_core::keys::seal::{self, MasterKey};
 use tollgate_core::keys::{Algorithm, KeyRing, KeyStatus, ManagedKey};
+use tollgate_core::wire::{KeyInfo, KeyList};
 use tollgate_core::{Secret, UnixTime};
 use tollgate_store::{KeyRecord, Store};
 
@@ -158,4 +159,33 @@ pub fn hmac_ring(secret: Option<&Secret>, now: UnixTime) -> Result<KeyRing, Serv
     let secret = secret.ok_or(ServerError::MissingHmacSecret)?;
     let key = ManagedKey::from_hmac_secret(secret, now).map_err(ServerError::Keys)?;
     Ok(KeyRing::new(vec![key]))
+}
+
+/// The keys of a ring as the admin API and `tollgate keys list` show them:
+/// newest first; keys made in the same second by status (the active one
+/// first), so the order never depends on random key ids.
+pub fn key_list(ring: &KeyRing) -> KeyList {
+    let mut keys: Vec<KeyInfo> = ring
+        .keys()
+        .iter()
+        .map(|k| KeyInfo {
+            kid: k.kid().to_owned(),
+            alg: k.alg().as_str().to_owned(),
+            status: k.status.as_str().to_owned(),
+            created_at: k.created_at,
+            retire_at: k.retire_at,
+        })
+        .collect();
+    let rank = |status: &str| match status {
+        "active" => 0,
+        "verify_only" => 1,
+        _ => 2,
+    };
+    keys.sort_by(|a, b| {
+        b.created_at
+            .cmp(&a.created_at)
+            .then(rank(&a.status).cmp(&rank(&b.status)))
+            .then(a.kid.cmp(&b.kid))
+    });
+    KeyList { keys }
 }

@@ -67,6 +67,13 @@ pub(crate) async fn track(request: Request, next: Next) -> Response {
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
     let method = request.method().as_str().to_owned();
+    // Set by the request-id layer, which runs first.
+    let request_id = request
+        .headers()
+        .get(crate::request_id::HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned();
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
     let elapsed = started.elapsed();
@@ -77,18 +84,12 @@ pub(crate) async fn track(request: Request, next: Next) -> Response {
     ];
     metrics::counter!(REQUESTS, &labels).increment(1);
     metrics::histogram!(LATENCY, &labels).record(elapsed.as_secs_f64());
-    let request_id = response
-        .headers()
-        .get(crate::request_id::HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-")
-        .to_owned();
     tracing::info!(
         request_id,
         method,
         route,
         status = response.status().as_u16(),
-        latency_ms = elapsed.as_secs_f64() * 1000.0,
+        latency_us = elapsed.as_micros() as u64,
         "request"
     );
     response

@@ -129,16 +129,6 @@ impl AppState {
             .saturating_add(self.config.leeway)
     }
 
-    /// As [`AppState::access_horizon`], for any token (access or service).
-    pub fn any_token_horizon(&self, now: UnixTime) -> UnixTime {
-        now.saturating_add(
-            self.config
-                .access_token_ttl
-                .max(self.config.service_token_ttl),
-        )
-        .saturating_add(self.config.leeway)
-    }
-
     /// Ends one session durably and applies it. `Ok(false)` when it had
     /// ended already.
     pub async fn end_session(&self, sid: &str) -> Result<bool, ApiError> {
@@ -161,17 +151,9 @@ impl AppState {
     /// Revokes every token of a user (or client) issued before now and ends
     /// their sessions, durably.
     pub async fn revoke_subject(&self, sub: &str) -> Result<(), ApiError> {
-        let now = self.now();
-        let revocation = NewRevocation {
-            kind: RevocationKind::User,
-            value: sub.to_owned(),
-            at: now,
-            expires_at: self.any_token_horizon(now),
-        };
-        let events = self
-            .store
-            .revoke_user(revocation, self.access_horizon(now))
-            .await?;
+        let events =
+            crate::accounts::revoke_subject(self.store.as_ref(), &self.config, sub, self.now())
+                .await?;
         self.revoked(&events);
         Ok(())
     }
