@@ -14,9 +14,15 @@
 //! read, a URL that cannot be fetched). A closed stdout pipe is success.
 //! `anyhow` is used here and nowhere in the libraries.
 
+pub mod client;
 pub mod config;
+pub mod keys;
+pub mod local;
+pub mod mint;
+pub mod serve;
 pub mod settings;
 pub mod token;
+pub mod user;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -39,9 +45,20 @@ pub enum Command {
     /// Check the effective configuration, or explain every setting.
     #[command(subcommand)]
     Config(config::ConfigCommand),
-    /// Inspect tokens.
+    /// Run the token service.
+    Serve(serve::ServeArgs),
+    /// Inspect tokens, or mint one for development.
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Manage users in the token service's store.
+    #[command(subcommand)]
+    User(user::UserCommand),
+    /// Manage service clients in the token service's store.
+    #[command(subcommand)]
+    Client(client::ClientCommand),
+    /// Manage signing keys in the token service's store.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
 }
 
 impl Command {
@@ -49,7 +66,11 @@ impl Command {
     pub fn run(self) -> anyhow::Result<Outcome> {
         match self {
             Command::Config(command) => command.run(),
+            Command::Serve(args) => serve::run(args),
             Command::Token(command) => command.run(),
+            Command::User(command) => command.run(),
+            Command::Client(command) => command.run(),
+            Command::Keys(command) => command.run(),
         }
     }
 }

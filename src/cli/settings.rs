@@ -73,7 +73,6 @@ impl ConfigArgs {
 
     /// The configuration for `component`. Warnings go to stderr; any error
     /// fails with every error listed (exit 2).
-    #[allow(dead_code, reason = "the entry point of serve, user, client, keys")]
     pub fn resolve(&self, component: Component) -> anyhow::Result<Config> {
         let report = self.report(component)?;
         super::warn(report.warnings());

@@ -1,11 +1,16 @@
 //! `tollgate token inspect`: what a token says, and exactly why it is or is
-//! not valid.
+//! not valid; `tollgate token mint` (development and test only): a token
+//! signed with the local store's active key.
 //!
 //! The header and claims are decoded without trust
 //! (`tollgate_core::jws::dangerous::insecure_decode`) only to show them; the
 //! verdict comes from `tollgate_core::Validator`, the same code the server
 //! and the SDK run. Revocation is not checked: this command works offline.
 //! The token itself is never printed, only its fingerprint.
+//!
+//! Keys for `inspect`: `--jwks URL|FILE`; else the configured HS256 secret;
+//! else the keys in the configured store (the server's own database), when
+//! it exists.
 //!
 //! Exit status: 0 valid, 1 invalid, 2 usage or I/O error (no key set, an
 //! unreadable file, an unreachable URL, an invalid configuration).
@@ -62,6 +67,13 @@ pub enum TokenCommand {
     /// is not checked. Exit status: 0 valid, 1 invalid, 2 usage or I/O
     /// error.
     Inspect(InspectArgs),
+    /// Mint a token signed with the local store's active key (development
+    /// and test only: refused in staging and production).
+    ///
+    /// Prints the token alone on stdout (or, with --json, one object
+    /// `{"access_token","token_type","expires_in","claims"}`). The token
+    /// passes the server's validation: same issuer, audiences and key.
+    Mint(super::mint::MintArgs),
 }
 
 impl TokenCommand {
@@ -69,6 +81,7 @@ impl TokenCommand {
     pub fn run(self) -> anyhow::Result<Outcome> {
         match self {
             TokenCommand::Inspect(args) => inspect(args),
+            TokenCommand::Mint(args) => super::mint::run(args),
         }
     }
 }
@@ -152,9 +165,12 @@ fn inspect(args: InspectArgs) -> anyhow::Result<Outcome> {
     let (keys, algorithms) = match (&args.jwks, &expected.hmac_key) {
         (Some(source), _) => (load_jwks(source)?, Vec::from(&Algorithm::ALL[..3])),
         (None, Some(key)) => (VerifyingKeys::new([key.clone()]), vec![Algorithm::HS256]),
-        (None, None) => bail!(
-            "token inspect needs the key set to verify with: pass --jwks URL (the token service's /.well-known/jwks.json) or --jwks FILE"
-        ),
+        (None, None) => match local_keys(&args.settings)? {
+            Some(found) => found,
+            None => bail!(
+                "token inspect needs the key set to verify with: pass --jwks URL (the token service's /.well-known/jwks.json) or --jwks FILE, or run it where the server's database (TOLLGATE_DATABASE_URL) is"
+            ),
+        },
     };
     let policy = ValidationPolicy::new(expected.issuer.clone(), expected.audiences.clone())
         .context("the expected issuer and audience must not be empty")?
@@ -327,6 +343,37 @@ fn expectations(settings: &ConfigArgs) -> anyhow::Result<Expectations> {
             report.errors().join("\n")
         ),
     }
+}
+
+/// The keys that verify now in the configured store, when the
+/// configuration is valid and names a store that exists (a SQLite file is
+/// never created just to be inspected).
+fn local_keys(settings: &ConfigArgs) -> anyhow::Result<Option<(VerifyingKeys, Vec<Algorithm>)>> {
+    let Some(config) = settings.report(Component::Server)?.config().cloned() else {
+        return Ok(None);
+    };
+    let url = config.database_url.expose_str().unwrap_or("");
+    let sqlite_path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"));
+    if sqlite_path.is_some_and(|path| !std::path::Path::new(path).is_file()) {
+        return Ok(None);
+    }
+    let master = tollgate_server::keystore::master_key(config.master_key.as_ref())?;
+    let runtime = super::local::runtime()?;
+    let ring = runtime.block_on(async {
+        let store = super::local::open_store(&config).await?;
+        anyhow::Ok(tollgate_server::keystore::load_ring(store.as_ref(), master.as_ref()).await?)
+    })?;
+    let now = tollgate_server::Clock::system_now();
+    let keys = ring.verifying_keys(now)?;
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    let mut algorithms: Vec<Algorithm> = keys.iter().map(|k| k.alg()).collect();
+    algorithms.sort();
+    algorithms.dedup();
+    Ok(Some((keys, algorithms)))
 }
 
 /// Reads a key set from an http(s) URL or a file.

@@ -1,0 +1,260 @@
+//! `tollgate user|client|keys` and `token mint` against a SQLite store in a
+//! temporary directory, with no server running.
+
+use tempfile::TempDir;
+
+use crate::util::{Run, Tollgate, tollgate};
+
+/// A temporary data directory shared by several invocations.
+struct Data {
+    dir: TempDir,
+}
+
+impl Data {
+    fn new() -> Data {
+        Data {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("sqlite://{}/tollgate.db", self.dir.path().display())
+    }
+
+    fn tollgate(&self, args: &[&str]) -> Tollgate {
+        tollgate(args).env("TOLLGATE_DATABASE_URL", &self.url())
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        let run = self.tollgate(args).run();
+        assert_eq!(run.code, 0, "{args:?}: {run:?}");
+        run
+    }
+}
+
+#[test]
+fn users_are_added_listed_and_changed() {
+    let data = Data::new();
+    let added = data
+        .tollgate(&[
+            "user",
+            "add",
+            "Ann@Example.com",
+            "--password-stdin",
+            "--role",
+            "admin",
+            "--plan",
+            "pro",
+        ])
+        .stdin("correct horse battery staple\n")
+        .run();
+    assert_eq!(added.code, 0, "{added:?}");
+    assert!(added.stdout.starts_with("created "), "{}", added.stdout);
+    assert!(
+        added
+            .stdout
+            .contains("ann@example.com  plan=pro  roles=admin  enabled")
+    );
+    assert!(!added.stdout.contains("correct horse"));
+
+    let generated = data.run(&["user", "add", "bob@example.com", "--json"]);
+    let bob: serde_json::Value = serde_json::from_str(generated.stdout.trim()).unwrap();
+    assert_eq!(bob["plan"], "free");
+    assert!(bob["password"].as_str().unwrap().len() >= 40);
+
+    let list = data.run(&["user", "list", "--json"]);
+    let users: Vec<serde_json::Value> = list
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(users.len(), 2);
+    assert_eq!(users[0]["email"], "ann@example.com");
+
+    let set = data.run(&[
+        "user",
+        "set",
+        "bob@example.com",
+        "--plan",
+        "enterprise",
+        "--role",
+        "support",
+        "--disabled",
+        "true",
+    ]);
+    assert!(
+        set.stdout
+            .contains("plan=enterprise  roles=support  disabled"),
+        "{}",
+        set.stdout
+    );
+    assert!(set.stdout.contains("every token of the user is revoked"));
+    let id = bob["user_id"].as_str().unwrap();
+    let again = data.run(&["user", "set", id, "--disabled", "false", "--clear-roles"]);
+    assert!(
+        again.stdout.contains("roles=-  enabled"),
+        "{}",
+        again.stdout
+    );
+
+    for (args, needle) in [
+        (vec!["user", "add", "ann@example.com"], "exists"),
+        (vec!["user", "add", "not-an-email"], "e-mail"),
+        (
+            vec!["user", "add", "c@example.com", "--plan", "platinum"],
+            "plan",
+        ),
+        (
+            vec!["user", "set", "nobody@example.com", "--plan", "pro"],
+            "no user",
+        ),
+        (vec!["user", "set", "ann@example.com"], "nothing to change"),
+    ] {
+        let run = data.tollgate(&args).run();
+        assert_eq!(run.code, 2, "{args:?}: {run:?}");
+        assert!(run.stderr.contains(needle), "{args:?}: {}", run.stderr);
+    }
+    let weak = data
+        .tollgate(&["user", "add", "d@example.com", "--password-stdin"])
+        .stdin("password\n")
+        .run();
+    assert_eq!(weak.code, 2);
+    assert!(weak.stderr.contains("common"), "{}", weak.stderr);
+}
+
+#[test]
+fn clients_are_added_with_a_secret_shown_once_and_listed_without_it() {
+    let data = Data::new();
+    let added = data.run(&[
+        "client",
+        "add",
+        "billing",
+        "--scope",
+        "introspect",
+        "--scope",
+        "read",
+    ]);
+    let secret = added
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("secret "))
+        .unwrap()
+        .to_owned();
+    assert!(secret.starts_with("tgs_"));
+    assert!(added.stdout.starts_with("billing  scopes=introspect,read"));
+    let json = data.run(&["client", "add", "reports", "--json"]);
+    let created: serde_json::Value = serde_json::from_str(json.stdout.trim()).unwrap();
+    assert!(
+        created["client_secret"]
+            .as_str()
+            .unwrap()
+            .starts_with("tgs_")
+    );
+    let list = data.run(&["client", "list"]);
+    assert!(list.stdout.contains("billing  scopes=introspect,read"));
+    assert!(list.stdout.contains("reports  scopes=-"));
+    assert!(!list.stdout.contains(&secret));
+    let taken = data.tollgate(&["client", "add", "billing"]).run();
+    assert_eq!(taken.code, 2);
+    assert!(taken.stderr.contains("taken"), "{}", taken.stderr);
+    let bad = data.tollgate(&["client", "add", "x y"]).run();
+    assert_eq!(bad.code, 2);
+}
+
+#[test]
+fn keys_are_generated_listed_and_rotated() {
+    let data = Data::new();
+    let first = data.run(&["keys", "generate"]);
+    let kid = first.stdout.trim().to_owned();
+    assert_eq!(kid.len(), 43, "{first:?}");
+    let again = data.run(&["keys", "generate"]);
+    assert!(again.stdout.is_empty());
+    assert!(again.stderr.contains("nothing created"));
+    let rotated = data.run(&["keys", "rotate", "--json"]);
+    let new: serde_json::Value = serde_json::from_str(rotated.stdout.trim()).unwrap();
+    let list = data.run(&["keys", "list"]);
+    let lines: Vec<&str> = list.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", list.stdout);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with(new["kid"].as_str().unwrap()) && l.contains("  active  "))
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with(&kid) && l.contains("verify_only") && l.contains("retire_at="))
+    );
+
+    let hs = data
+        .tollgate(&["keys", "rotate"])
+        .env("TOLLGATE_SIGNING_ALG", "HS256")
+        .env(
+            "TOLLGATE_HMAC_SECRET",
+            "q3J9vX2mL8pR4tY7wZ1nB6cF0hK5sD2gA9eU",
+        )
+        .run();
+    assert_eq!(hs.code, 2);
+    assert!(hs.stderr.contains("HS256"), "{}", hs.stderr);
+}
+
+#[test]
+fn minted_tokens_validate_against_the_local_store_and_mint_refuses_strict_environments() {
+    let data = Data::new();
+    data.run(&["keys", "generate"]);
+    let token = data.run(&[
+        "token",
+        "mint",
+        "--sub",
+        "user-1",
+        "--email",
+        "a@example.com",
+        "--plan",
+        "pro",
+    ]);
+    let token = token.stdout.trim().to_owned();
+    let inspected = data.run(&["token", "inspect", &token, "--expect", "access"]);
+    assert_eq!(
+        inspected.stdout.lines().last(),
+        Some("valid"),
+        "{}",
+        inspected.stdout
+    );
+    assert!(inspected.stdout.contains("tool:web_browse"));
+    let service = data.run(&[
+        "token", "mint", "--sub", "svc", "--type", "service", "--scope", "read", "--json",
+    ]);
+    let minted: serde_json::Value = serde_json::from_str(service.stdout.trim()).unwrap();
+    assert_eq!(minted["claims"]["token_type"], "service");
+    let service = minted["access_token"].as_str().unwrap();
+    let wrong = data
+        .tollgate(&["token", "inspect", service, "--expect", "access"])
+        .run();
+    assert_eq!(wrong.code, 1, "{wrong:?}");
+    let too_long = data
+        .tollgate(&["token", "mint", "--sub", "u", "--ttl", "999999"])
+        .run();
+    assert_eq!(too_long.code, 2);
+
+    let production = data
+        .tollgate(&["token", "mint", "--sub", "user-1"])
+        .env("TOLLGATE_ENV", "production")
+        .env("TOLLGATE_ISSUER", "https://auth.example.com")
+        .env(
+            "TOLLGATE_MASTER_KEY",
+            "q3J9vX2mL8pR4tY7wZ1nB6cF0hK5sD2gA9eU",
+        )
+        .run();
+    assert_eq!(production.code, 2, "{production:?}");
+    assert!(
+        production.stderr.contains("development and test only"),
+        "{}",
+        production.stderr
+    );
+    assert!(production.stdout.is_empty());
+
+    // Without a store (and no --jwks) inspect says what it needs.
+    let fresh = tollgate(&["token", "inspect", &token]).run();
+    assert_eq!(fresh.code, 2);
+    assert!(fresh.stderr.contains("--jwks"), "{}", fresh.stderr);
+}
