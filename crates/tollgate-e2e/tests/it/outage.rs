@@ -1,0 +1,132 @@
+//! The token service goes away and comes back: cached tokens keep working
+//! per the feed-down policy, unknown ones fail closed, the breaker opens,
+//! and everything heals.
+
+use tollgate_client::{BreakerState, FeedDownPolicy, FeedState};
+
+use crate::support::{Backend, TokenService, eventually};
+
+#[tokio::test]
+async fn introspect_policy_keeps_cached_tokens_fails_closed_on_new_ones_and_heals() {
+    let service = TokenService::start().await;
+    let auth = service.authenticator().build().await.unwrap();
+    let backend = Backend::start(&service, auth.clone()).await;
+    backend.feed_live().await;
+    let (_, seen) = service.user("judy@example.com").await;
+    let unseen = service
+        .login("judy@example.com", crate::support::PASSWORD)
+        .await;
+    assert_eq!(backend.get("/api/usage", &seen).await.status, 200);
+
+    service.proxy.cut();
+    eventually("the feed notices", || async {
+        auth.health().feed == FeedState::Down
+    })
+    .await;
+
+    // A token validated before the outage is still good (nothing says
+    // otherwise and nobody can be asked) ...
+    assert_eq!(backend.get("/api/usage", &seen).await.status, 200);
+    // ... a token never seen cannot be checked against revocations: 503.
+    let refused = backend.get("/api/usage", &unseen).await;
+    assert_eq!(
+        (refused.status, refused.code()),
+        (503, "token_service_unavailable"),
+        "{refused:?}"
+    );
+    let refused = backend.get("/api/usage", &unseen).await;
+    assert_eq!(refused.status, 503);
+    assert_eq!(auth.health().breaker, Some(BreakerState::Open));
+    assert_eq!(
+        backend.get("/healthz", "").await.status,
+        503,
+        "health reports the outage"
+    );
+
+    service.proxy.restore();
+    eventually("the feed reconnects", || async {
+        auth.health().feed == FeedState::Live
+    })
+    .await;
+    assert_eq!(backend.get("/api/usage", &unseen).await.status, 200);
+    // After its open time the breaker lets one probe through; an opaque
+    // token can only be introspected, so it is that probe, and the answer
+    // closes the breaker.
+    eventually("the breaker lets a probe through", || async {
+        auth.health().breaker == Some(BreakerState::HalfOpen)
+    })
+    .await;
+    let opaque = backend
+        .get("/api/usage", "tgr_not-a-real-refresh-token")
+        .await;
+    assert_eq!((opaque.status, opaque.code()), (401, "inactive"));
+    assert_eq!(auth.health().breaker, Some(BreakerState::Closed));
+}
+
+#[tokio::test]
+async fn local_policy_keeps_validating_new_tokens_while_the_feed_is_down() {
+    let service = TokenService::start().await;
+    let auth = service
+        .authenticator()
+        .feed_down_policy(FeedDownPolicy::Local)
+        .build()
+        .await
+        .unwrap();
+    let backend = Backend::start(&service, auth.clone()).await;
+    backend.feed_live().await;
+    let (_, token) = service.user("ken@example.com").await;
+
+    service.proxy.cut();
+    eventually("the feed notices", || async {
+        auth.health().feed == FeedState::Down
+    })
+    .await;
+    assert_eq!(backend.get("/api/usage", &token).await.status, 200);
+    // A token that is not a JWS can only be introspected: fail closed.
+    let opaque = backend.get("/api/usage", "tgr_opaque").await;
+    assert_eq!(
+        (opaque.status, opaque.code()),
+        (503, "token_service_unavailable")
+    );
+
+    service.proxy.restore();
+    eventually("the feed reconnects", || async {
+        auth.health().feed == FeedState::Live
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn revocations_made_during_an_outage_arrive_when_the_feed_resumes() {
+    let service = TokenService::start().await;
+    let auth = service
+        .authenticator()
+        .feed_down_policy(FeedDownPolicy::Local)
+        .build()
+        .await
+        .unwrap();
+    let backend = Backend::start(&service, auth.clone()).await;
+    backend.feed_live().await;
+    let (_, token) = service.user("leo@example.com").await;
+    assert_eq!(backend.get("/api/usage", &token).await.status, 200);
+    let sessions_before = auth.feed_sessions();
+
+    service.proxy.cut();
+    eventually("the feed notices", || async {
+        auth.health().feed == FeedState::Down
+    })
+    .await;
+    let out = service
+        .send(reqwest::Method::POST, "/v1/auth/logout", &token, None)
+        .await;
+    assert!(out.status < 300);
+    // Under the local policy the backend cannot know yet.
+    assert_eq!(backend.get("/api/usage", &token).await.status, 200);
+
+    service.proxy.restore();
+    eventually("the feed resumes", || async {
+        auth.feed_sessions() > sessions_before
+    })
+    .await;
+    crate::support::until_status(&backend, "/api/usage", &token, 401).await;
+}
