@@ -40,12 +40,69 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tollgate_core::config::{Config, Environment};
 use tollgate_core::{Secret, UnixTime};
-use tollgate_store::{SqliteStore, Store, UserUpdate};
+use tollgate_store::{PostgresStore, SqliteStore, Store, UserUpdate};
 
 use crate::{Clock, Server, ServerError, accounts};
 
 /// The bootstrap admin's e-mail in every test server.
 pub const ADMIN_EMAIL: &str = "admin@tollgate.test";
+
+/// Where a test server keeps its data.
+#[derive(Clone)]
+enum Backend {
+    /// `tollgate.db` in the data directory.
+    Sqlite,
+    /// A schema of a Postgres database.
+    Postgres { url: String, schema: String },
+}
+
+/// An open store of either kind (both can be closed under the server).
+#[derive(Clone)]
+enum TestStore {
+    Sqlite(SqliteStore),
+    Postgres(PostgresStore),
+}
+
+impl TestStore {
+    async fn open(backend: &Backend, data_dir: &Path) -> TestStore {
+        match backend {
+            Backend::Sqlite => {
+                let url = format!("sqlite://{}", data_dir.join("tollgate.db").display());
+                TestStore::Sqlite(
+                    SqliteStore::open(&url)
+                        .await
+                        .unwrap_or_else(|error| panic!("opening the test store: {error}")),
+                )
+            }
+            Backend::Postgres { url, schema } => TestStore::Postgres(
+                PostgresStore::connect_in_schema(url, Some(schema))
+                    .await
+                    .unwrap_or_else(|error| panic!("opening the Postgres test store: {error}")),
+            ),
+        }
+    }
+
+    fn shared(&self) -> Arc<dyn Store> {
+        match self {
+            TestStore::Sqlite(store) => Arc::new(store.clone()),
+            TestStore::Postgres(store) => Arc::new(store.clone()),
+        }
+    }
+
+    fn as_store(&self) -> &dyn Store {
+        match self {
+            TestStore::Sqlite(store) => store,
+            TestStore::Postgres(store) => store,
+        }
+    }
+
+    async fn close(&self) {
+        match self {
+            TestStore::Sqlite(store) => store.close().await,
+            TestStore::Postgres(store) => store.close().await,
+        }
+    }
+}
 
 /// A change to the configuration, applied before the server starts.
 type ConfigChange = Box<dyn FnOnce(&mut Config) + Send>;
@@ -59,9 +116,21 @@ pub struct TestServerBuilder {
     clock: Clock,
     introspection_rate: Option<u32>,
     sse_keep_alive: Option<Duration>,
+    backend: Backend,
 }
 
 impl TestServerBuilder {
+    /// Keeps the data in `schema` of the Postgres database at `url`
+    /// instead of a SQLite file (the schema is created when missing and
+    /// left in place: dropping it is the caller's job).
+    pub fn postgres(mut self, url: &str, schema: &str) -> Self {
+        self.backend = Backend::Postgres {
+            url: url.to_owned(),
+            schema: schema.to_owned(),
+        };
+        self
+    }
+
     /// Changes the configuration after the test defaults are set (the
     /// database URL and the bind address are the test-kit's).
     pub fn configure(mut self, change: impl FnOnce(&mut Config) + Send + 'static) -> Self {
@@ -111,19 +180,14 @@ impl TestServerBuilder {
         for change in self.configure {
             change(&mut config);
         }
-        config.database_url = Secret::from(format!(
-            "sqlite://{}",
-            data_dir.path().join("tollgate.db").display()
-        ));
-        let url = config
-            .database_url
-            .expose_str()
-            .expect("a UTF-8 path")
-            .to_owned();
-        let store = SqliteStore::open(&url)
-            .await
-            .unwrap_or_else(|error| panic!("opening the test store: {error}"));
-        let mut builder = Server::builder(config.clone(), Arc::new(store.clone()))
+        let store = TestStore::open(&self.backend, data_dir.path()).await;
+        config.database_url = Secret::from(match &self.backend {
+            Backend::Sqlite => {
+                format!("sqlite://{}", data_dir.path().join("tollgate.db").display())
+            }
+            Backend::Postgres { url, .. } => url.clone(),
+        });
+        let mut builder = Server::builder(config.clone(), store.shared())
             .clock(self.clock.clone())
             .listener(listener)
             // Tests run in parallel on few cores; do not let them 503.
@@ -148,6 +212,7 @@ impl TestServerBuilder {
             config,
             clock: self.clock,
             store,
+            backend: self.backend,
             data_dir,
             admin_password,
             stop: Some(stop),
@@ -181,7 +246,8 @@ pub struct TestServer {
     base_url: String,
     config: Config,
     clock: Clock,
-    store: SqliteStore,
+    store: TestStore,
+    backend: Backend,
     data_dir: Arc<TempDir>,
     admin_password: String,
     stop: Option<oneshot::Sender<()>>,
@@ -203,7 +269,30 @@ impl TestServer {
             clock: Clock::system(),
             introspection_rate: None,
             sse_keep_alive: None,
+            backend: Backend::Sqlite,
         }
+    }
+
+    /// Another instance on the same data (the SQLite file or Postgres
+    /// schema), configuration (so the same issuer) and clock, on a port of
+    /// its own: what a second replica behind a load balancer is.
+    pub async fn another_instance(&self) -> TestServer {
+        let config = self.config.clone();
+        TestServerBuilder {
+            configure: vec![Box::new(move |c: &mut Config| {
+                let bind = c.bind;
+                *c = config;
+                c.bind = bind;
+            })],
+            data_dir: Some(self.data_dir.clone()),
+            addr: None,
+            clock: self.clock.clone(),
+            introspection_rate: None,
+            sse_keep_alive: None,
+            backend: self.backend.clone(),
+        }
+        .start()
+        .await
     }
 
     /// The bound address.
@@ -253,7 +342,7 @@ impl TestServer {
 
     /// The store the server uses (for assertions on what was written).
     pub fn store(&self) -> Arc<dyn Store> {
-        Arc::new(self.store.clone())
+        self.store.shared()
     }
 
     /// The data directory (the SQLite file lives there).
@@ -265,9 +354,10 @@ impl TestServer {
     /// client add` does) and returns its secret.
     pub async fn create_client(&self, client_id: &str, scopes: &[&str]) -> String {
         let scopes = scopes.iter().map(|s| (*s).to_owned()).collect();
-        let (_, secret) = accounts::create_client(&self.store, client_id, scopes, self.now())
-            .await
-            .unwrap_or_else(|error| panic!("creating client {client_id}: {error}"));
+        let (_, secret) =
+            accounts::create_client(self.store.as_store(), client_id, scopes, self.now())
+                .await
+                .unwrap_or_else(|error| panic!("creating client {client_id}: {error}"));
         secret.expose_str().expect("secrets are text").to_owned()
     }
 
@@ -293,7 +383,7 @@ impl TestServer {
         let hash = accounts::hash_password(Secret::from(password))
             .await
             .unwrap_or_else(|error| panic!("hashing: {error}"));
-        accounts::insert_user(&self.store, user, hash, self.now())
+        accounts::insert_user(self.store.as_store(), user, hash, self.now())
             .await
             .unwrap_or_else(|error| panic!("creating user {email}: {error}"))
             .id
@@ -307,6 +397,7 @@ impl TestServer {
             ..UserUpdate::default()
         };
         self.store
+            .as_store()
             .update_user(user_id, update)
             .await
             .expect("updating the user");
@@ -356,6 +447,7 @@ impl TestServer {
             clock: self.clock.clone(),
             introspection_rate: None,
             sse_keep_alive: None,
+            backend: self.backend.clone(),
         }
         .start()
         .await

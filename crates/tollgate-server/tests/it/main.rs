@@ -8,6 +8,7 @@ mod bad_input;
 mod common;
 mod discovery;
 mod feed;
+mod instances;
 mod keys;
 mod logs;
 mod oauth;
