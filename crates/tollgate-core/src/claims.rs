@@ -184,14 +184,32 @@ impl Claims {
 }
 
 fn has_control(s: &str) -> bool {
-    // Printable ASCII is the common case: one branch-free pass over the
-    // bytes, no UTF-8 decoding.
-    if s.bytes()
-        .fold(true, |ascii, b| ascii & (0x20..0x7f).contains(&b))
-    {
+    // Printable ASCII is the common case: checked eight bytes at a time,
+    // with no UTF-8 decoding; anything else takes the exact path.
+    if is_printable_ascii(s.as_bytes()) {
         return false;
     }
     s.chars().any(char::is_control)
+}
+
+/// Whether every byte is in 0x20..0x7f.
+fn is_printable_ascii(bytes: &[u8]) -> bool {
+    const LOW: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        // A byte below 0x20, or (after adding 1) at or above 0x80: DEL
+        // and every non-ASCII byte.
+        let below_space = word.wrapping_sub(LOW * 0x20) & !word & HIGH;
+        let del_or_high = (word | word.wrapping_add(LOW)) & HIGH;
+        if below_space | del_or_high != 0 {
+            return false;
+        }
+    }
+    chunks.remainder().iter().all(|b| (0x20..0x7f).contains(b))
 }
 
 impl Serialize for Claims {
@@ -371,37 +389,241 @@ pub(crate) fn parse(payload: &[u8]) -> Result<Claims, Error> {
     // instead of one per string inside the JSON parser.
     let text = std::str::from_utf8(payload)
         .map_err(|_| Error::Malformed("the claims are not valid UTF-8"))?;
-    let raw: RawClaims<'_> = serde_json::from_str(text)
-        .map_err(|_| Error::Malformed("the claims are not a valid JSON object"))?;
-    let owned = |v: Option<CowStr<'_>>| v.map(|s| s.0.into_owned());
-    let required =
-        |v: Option<CowStr<'_>>, name| v.map(|s| s.0.into_owned()).ok_or(Error::MissingClaim(name));
-    let token_type = raw.token_type.ok_or(Error::MissingClaim("token_type"))?;
-    let token_type = TokenType::from_claim(&token_type.0).ok_or(Error::WrongTokenType)?;
-    let claims = Claims {
-        iss: required(raw.iss, "iss")?,
-        sub: required(raw.sub, "sub")?,
-        aud: raw.aud.ok_or(Error::MissingClaim("aud"))?.0,
-        exp: raw.exp.ok_or(Error::MissingClaim("exp"))?,
-        iat: raw.iat.ok_or(Error::MissingClaim("iat"))?,
-        nbf: raw.nbf,
-        jti: required(raw.jti, "jti")?,
-        client_id: required(raw.client_id, "client_id")?,
-        scope: owned(raw.scope).unwrap_or_default(),
-        token_type,
-        sid: owned(raw.sid),
-        email: owned(raw.email),
-        roles: raw.roles.map(|v| v.0).unwrap_or_default(),
-        plan: owned(raw.plan),
-        permissions: raw.permissions.map(|v| v.0).unwrap_or_default(),
+    let raw = match compact::parse(text) {
+        Some(raw) => raw,
+        None => serde_json::from_str(text)
+            .map_err(|_| Error::Malformed("the claims are not a valid JSON object"))?,
     };
-    claims.check_shape()?;
-    Ok(claims)
+    raw.into_claims()
+}
+
+impl RawClaims<'_> {
+    /// The claims, after the shape rules of [`Claims::check_shape`].
+    fn into_claims(self) -> Result<Claims, Error> {
+        let raw = self;
+        let owned = |v: Option<CowStr<'_>>| v.map(|s| s.0.into_owned());
+        let required = |v: Option<CowStr<'_>>, name| {
+            v.map(|s| s.0.into_owned()).ok_or(Error::MissingClaim(name))
+        };
+        let token_type = raw.token_type.ok_or(Error::MissingClaim("token_type"))?;
+        let token_type = TokenType::from_claim(&token_type.0).ok_or(Error::WrongTokenType)?;
+        let claims = Claims {
+            iss: required(raw.iss, "iss")?,
+            sub: required(raw.sub, "sub")?,
+            aud: raw.aud.ok_or(Error::MissingClaim("aud"))?.0,
+            exp: raw.exp.ok_or(Error::MissingClaim("exp"))?,
+            iat: raw.iat.ok_or(Error::MissingClaim("iat"))?,
+            nbf: raw.nbf,
+            jti: required(raw.jti, "jti")?,
+            client_id: required(raw.client_id, "client_id")?,
+            scope: owned(raw.scope).unwrap_or_default(),
+            token_type,
+            sid: owned(raw.sid),
+            email: owned(raw.email),
+            roles: raw.roles.map(|v| v.0).unwrap_or_default(),
+            plan: owned(raw.plan),
+            permissions: raw.permissions.map(|v| v.0).unwrap_or_default(),
+        };
+        claims.check_shape()?;
+        Ok(claims)
+    }
+}
+
+/// A fast reader for claims in exactly the form Tollgate writes them:
+/// compact JSON (no whitespace), only known members, each at most once,
+/// strings without escapes or control characters, times as plain decimal
+/// integers, `aud` a string or an array of strings, `roles` and
+/// `permissions` arrays of strings.
+///
+/// It only ever *accepts*: on anything else (whitespace, an escape, an
+/// unknown or repeated member, `null`, a number with a sign, fraction,
+/// exponent or leading zero, one over `u64`) it answers `None` and the
+/// caller falls back to serde_json, which decides. On what it accepts it
+/// yields exactly what serde_json would, so the two paths cannot disagree
+/// (a unit test and the fuzz target compare them).
+mod compact {
+    use std::borrow::Cow;
+
+    use super::{Audience, CowStr, RawClaims, Strings};
+
+    pub(super) fn parse(text: &str) -> Option<RawClaims<'_>> {
+        let mut reader = Reader { text, at: 0 };
+        let mut raw = RawClaims::default();
+        reader.expect(b'{')?;
+        loop {
+            let name = reader.string()?;
+            reader.expect(b':')?;
+            match name {
+                "iss" => set(&mut raw.iss, reader.cow()?)?,
+                "sub" => set(&mut raw.sub, reader.cow()?)?,
+                "jti" => set(&mut raw.jti, reader.cow()?)?,
+                "client_id" => set(&mut raw.client_id, reader.cow()?)?,
+                "scope" => set(&mut raw.scope, reader.cow()?)?,
+                "token_type" => set(&mut raw.token_type, reader.cow()?)?,
+                "sid" => set(&mut raw.sid, reader.cow()?)?,
+                "email" => set(&mut raw.email, reader.cow()?)?,
+                "plan" => set(&mut raw.plan, reader.cow()?)?,
+                "exp" => set(&mut raw.exp, reader.number()?)?,
+                "iat" => set(&mut raw.iat, reader.number()?)?,
+                "nbf" => set(&mut raw.nbf, reader.number()?)?,
+                "aud" => {
+                    let aud = match reader.peek()? {
+                        b'[' => reader.strings()?,
+                        _ => vec![reader.string()?.to_owned()],
+                    };
+                    set(&mut raw.aud, Audience(aud))?
+                }
+                "roles" => set(&mut raw.roles, Strings(reader.strings()?))?,
+                "permissions" => set(&mut raw.permissions, Strings(reader.strings()?))?,
+                _ => return None,
+            }
+            match reader.next()? {
+                b',' => continue,
+                b'}' => break,
+                _ => return None,
+            }
+        }
+        (reader.at == text.len()).then_some(raw)
+    }
+
+    const LOW: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+
+    /// The bytes of `word` (little-endian) that are `"`, `\\` or below
+    /// 0x20, flagged in their high bit. Borrows only run towards later
+    /// bytes, so the lowest flag is always exact (the only one used).
+    fn specials(word: u64) -> u64 {
+        let zero = |x: u64| x.wrapping_sub(LOW) & !x & HIGH;
+        let below_space = word.wrapping_sub(LOW * 0x20) & !word & HIGH;
+        zero(word ^ (LOW * u64::from(b'"'))) | zero(word ^ (LOW * u64::from(b'\\'))) | below_space
+    }
+
+    /// Fills an empty slot; `None` for a member named twice.
+    fn set<T>(slot: &mut Option<T>, value: T) -> Option<()> {
+        match slot {
+            Some(_) => None,
+            None => {
+                *slot = Some(value);
+                Some(())
+            }
+        }
+    }
+
+    pub(super) struct Reader<'a> {
+        text: &'a str,
+        at: usize,
+    }
+
+    impl<'a> Reader<'a> {
+        #[cfg(test)]
+        pub(super) fn new(text: &'a str) -> Self {
+            Reader { text, at: 0 }
+        }
+
+        /// The string at the start of the text, if the reader takes it.
+        #[cfg(test)]
+        pub(super) fn string_for_test(&mut self) -> Option<String> {
+            self.string().map(str::to_owned)
+        }
+
+        fn peek(&self) -> Option<u8> {
+            self.text.as_bytes().get(self.at).copied()
+        }
+
+        fn next(&mut self) -> Option<u8> {
+            let byte = self.peek()?;
+            self.at += 1;
+            Some(byte)
+        }
+
+        fn expect(&mut self, byte: u8) -> Option<()> {
+            (self.next()? == byte).then_some(())
+        }
+
+        /// A string with no escapes and no control characters (which JSON
+        /// forbids raw), borrowed from the input.
+        fn string(&mut self) -> Option<&'a str> {
+            self.expect(b'"')?;
+            let bytes = self.text.as_bytes();
+            let start = self.at;
+            // Claim strings are short: one plain pass finds the closing
+            // quote and refuses control characters and escapes (after a
+            // backslash the quote found might not end the string: let
+            // serde_json do it).
+            let mut end = start;
+            // Eight bytes at a time up to the first quote, backslash or
+            // control byte, then byte by byte to judge it.
+            while let Some(chunk) = bytes.get(end..end + 8) {
+                let word = u64::from_le_bytes(chunk.try_into().ok()?);
+                let found = specials(word);
+                if found != 0 {
+                    end += (found.trailing_zeros() / 8) as usize;
+                    break;
+                }
+                end += 8;
+            }
+            loop {
+                match *bytes.get(end)? {
+                    b'"' => break,
+                    b if b < 0x20 || b == b'\\' => return None,
+                    _ => end += 1,
+                }
+            }
+            self.at = end + 1;
+            self.text.get(start..end)
+        }
+
+        fn cow(&mut self) -> Option<CowStr<'a>> {
+            self.string().map(|s| CowStr(Cow::Borrowed(s)))
+        }
+
+        /// `[]` or `["a","b",…]`.
+        fn strings(&mut self) -> Option<Vec<String>> {
+            self.expect(b'[')?;
+            if self.peek()? == b']' {
+                self.at += 1;
+                return Some(Vec::new());
+            }
+            // Room for a typical list (roles, permissions, audiences) at
+            // once, rather than growing 4 → 8.
+            let mut list = Vec::with_capacity(8);
+            loop {
+                list.push(self.string()?.to_owned());
+                match self.next()? {
+                    b',' => continue,
+                    b']' => return Some(list),
+                    _ => return None,
+                }
+            }
+        }
+
+        /// A non-negative decimal integer without leading zeros that fits a
+        /// `u64`, followed by `,` or `}`.
+        fn number(&mut self) -> Option<u64> {
+            let digits = self.text.as_bytes().get(self.at..)?;
+            let len = digits.iter().take_while(|b| b.is_ascii_digit()).count();
+            if len == 0 || (len > 1 && digits[0] == b'0') {
+                return None;
+            }
+            if !matches!(digits.get(len), Some(b',' | b'}')) {
+                return None;
+            }
+            let mut value: u64 = 0;
+            for digit in &digits[..len] {
+                value = value
+                    .checked_mul(10)?
+                    .checked_add(u64::from(digit - b'0'))?;
+            }
+            self.at += len;
+            Some(value)
+        }
+    }
 }
 
 /// The claims as they arrive. Every field rejects `null` and wrong types;
 /// serde's derive rejects a member named twice.
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct RawClaims<'a> {
     #[serde(borrow, default, deserialize_with = "present")]
     iss: Option<CowStr<'a>>,
@@ -445,6 +667,7 @@ where
 }
 
 /// `aud`: a string or a non-empty array of strings.
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct Audience(Vec<String>);
 
 impl<'de> Deserialize<'de> for Audience {
@@ -468,6 +691,7 @@ impl<'de> Deserialize<'de> for Audience {
 }
 
 /// An array of strings, nothing else.
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct Strings(Vec<String>);
 
 impl Strings {
@@ -653,6 +877,229 @@ mod tests {
             json.as_object_mut().unwrap().remove(key);
         }
         assert!(!parse_json(&json).unwrap().is_user());
+    }
+
+    #[test]
+    fn word_at_a_time_checks_agree_with_byte_checks() {
+        for value in 0..=255u8 {
+            for at in 0..17 {
+                let mut bytes = [b'a'; 17];
+                bytes[at] = value;
+                assert_eq!(
+                    is_printable_ascii(&bytes),
+                    (0x20..0x7f).contains(&value),
+                    "{value:#x} at {at}"
+                );
+                // Every byte value before it, too (carries and borrows).
+                if at > 0 {
+                    for before in [0x00, 0x1f, 0x7e, 0x7f, 0x80, 0xff] {
+                        bytes[at - 1] = before;
+                        let expected = [before, value].iter().all(|b| (0x20..0x7f).contains(b));
+                        assert_eq!(
+                            is_printable_ascii(&bytes),
+                            expected,
+                            "{before:#x},{value:#x} at {at}"
+                        );
+                    }
+                }
+            }
+            let text = format!("\"abcd{}efghijk\"", char::from(value));
+            // The compact reader refuses exactly quotes-with-backslash and
+            // control bytes inside strings (ASCII values only here).
+            if value.is_ascii() {
+                let mut reader = compact::Reader::new(&text);
+                let got = reader.string_for_test();
+                let expected = match value {
+                    // A quote ends the string there.
+                    b'"' => Some("abcd".to_owned()),
+                    b'\\' => None,
+                    v if v < 0x20 => None,
+                    _ => Some(text[1..text.len() - 1].to_owned()),
+                };
+                assert_eq!(got, expected, "{value:#x}");
+            }
+        }
+        assert!(has_control("a\u{85}b"));
+        assert!(has_control("\u{9f}"));
+        assert!(!has_control("été ☃"));
+    }
+
+    #[test]
+    fn the_compact_reader_takes_what_tollgate_writes() {
+        let text = serde_json::to_string(&parse_json(&user_json()).unwrap()).unwrap();
+        let fast = compact::parse(&text).expect("Tollgate's own output is compact");
+        assert_eq!(
+            Ok(&fast),
+            serde_json::from_str::<RawClaims<'_>>(&text)
+                .as_ref()
+                .map_err(|_| ())
+        );
+        for other in [
+            text.replacen('{', "{ ", 1),
+            text.replacen("\"u1\"", "\"u\\u0031\"", 1),
+            text.replacen("\"sub\"", "\"x\":1,\"sub\"", 1),
+            text.replacen("\"exp\":2000", "\"exp\":2000,\"exp\":2001", 1),
+            text.replacen("2000", "02000", 1),
+            text.replacen("2000", "2000.0", 1),
+            text.replacen("2000", "18446744073709551616", 1),
+            text.replacen("\"pro\"", "null", 1),
+            format!("{text} "),
+        ] {
+            assert!(compact::parse(&other).is_none(), "{other}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Differential: whenever the compact reader accepts a text,
+        /// serde_json reads exactly the same claims from it.
+        #[test]
+        fn the_compact_reader_agrees_with_serde_json(
+            members in proptest::collection::vec((member_name(), member_value()), 0..20),
+            separators in proptest::collection::vec(proptest::sample::select(vec![",", ",", ",", ", ", "", ",,"]), 20),
+        ) {
+            let mut text = String::from("{");
+            for (i, (name, value)) in members.iter().enumerate() {
+                if i > 0 {
+                    text.push_str(separators[i]);
+                }
+                text.push_str(&format!("\"{name}\":{value}"));
+            }
+            text.push('}');
+            if let Some(fast) = compact::parse(&text) {
+                let slow = serde_json::from_str::<RawClaims<'_>>(&text);
+                proptest::prop_assert!(slow.is_ok(), "{text}");
+                proptest::prop_assert_eq!(fast, slow.unwrap());
+            }
+        }
+    }
+
+    use proptest::strategy::Strategy as _;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1024))]
+
+        /// The same, over texts the compact reader mostly accepts: each
+        /// known member at most once, in any order.
+        #[test]
+        fn the_compact_reader_agrees_on_tollgate_shaped_claims(
+            members in proptest::sample::subsequence(KNOWN.to_vec(), 0..=KNOWN.len())
+                .prop_shuffle()
+                .prop_flat_map(|names| {
+                    names
+                        .into_iter()
+                        .map(|name| (proptest::strategy::Just(name), value_for(name)))
+                        .collect::<Vec<_>>()
+                }),
+        ) {
+            let members: Vec<String> = members
+                .iter()
+                .map(|(name, value)| format!("\"{name}\":{value}"))
+                .collect();
+            let text = format!("{{{}}}", members.join(","));
+            let slow = serde_json::from_str::<RawClaims<'_>>(&text);
+            if let Some(fast) = compact::parse(&text) {
+                proptest::prop_assert_eq!(Ok(fast), slow.map_err(|_| ()));
+            }
+        }
+    }
+
+    /// Mostly a value of the member's type, sometimes anything.
+    fn value_for(name: &str) -> proptest::strategy::BoxedStrategy<String> {
+        let string = || {
+            proptest::prop_oneof![
+                "[a-z0-9@.:+ -]{0,8}".prop_map(|s| format!("\"{s}\"")),
+                proptest::prelude::any::<String>().prop_map(|s| serde_json::to_string(&s).unwrap()),
+            ]
+        };
+        let strings = proptest::collection::vec(string(), 0..4)
+            .prop_map(|items| format!("[{}]", items.join(",")));
+        let proper = match name {
+            "exp" | "iat" | "nbf" => proptest::prelude::any::<u64>()
+                .prop_map(|n| n.to_string())
+                .boxed(),
+            "roles" | "permissions" => strings.boxed(),
+            "aud" => proptest::prop_oneof![string(), strings].boxed(),
+            _ => string().boxed(),
+        };
+        proptest::prop_oneof![9 => proper, 1 => member_value()].boxed()
+    }
+
+    const KNOWN: [&str; 15] = [
+        "iss",
+        "sub",
+        "aud",
+        "exp",
+        "iat",
+        "nbf",
+        "jti",
+        "client_id",
+        "scope",
+        "token_type",
+        "sid",
+        "email",
+        "roles",
+        "plan",
+        "permissions",
+    ];
+
+    fn member_name() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::strategy::Strategy;
+        proptest::prop_oneof![
+            proptest::sample::select(vec![
+                "iss",
+                "sub",
+                "aud",
+                "exp",
+                "iat",
+                "nbf",
+                "jti",
+                "client_id",
+                "scope",
+                "token_type",
+                "sid",
+                "email",
+                "roles",
+                "plan",
+                "permissions",
+                "x",
+                "su\\u0062",
+            ])
+            .prop_map(str::to_owned),
+            "[a-z_]{0,10}",
+        ]
+    }
+
+    fn member_value() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::strategy::Strategy;
+        let string = proptest::prop_oneof![
+            "[a-z0-9@.:+ -]{0,8}".prop_map(|s| format!("\"{s}\"")),
+            proptest::prelude::any::<String>().prop_map(|s| serde_json::to_string(&s).unwrap()),
+            proptest::prelude::any::<String>().prop_map(|s| format!("\"{s}\"")),
+        ];
+        proptest::prop_oneof![
+            string.clone(),
+            proptest::prelude::any::<u64>().prop_map(|n| n.to_string()),
+            proptest::sample::select(vec![
+                "0",
+                "00",
+                "01",
+                "-1",
+                "1.5",
+                "1e3",
+                "18446744073709551616",
+                "null",
+                "true",
+                "[]",
+                "[1]",
+                "{}",
+                " 5",
+                "5 ",
+                "\"\\\"\"",
+            ])
+            .prop_map(str::to_owned),
+            proptest::collection::vec(string, 0..4)
+                .prop_map(|items| format!("[{}]", items.join(","))),
+        ]
     }
 
     #[test]

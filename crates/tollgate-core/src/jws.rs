@@ -224,6 +224,7 @@ impl<'de> Deserialize<'de> for FieldValue {
 }
 
 /// A string borrowed from the input when it has no escapes.
+#[cfg_attr(test, derive(Debug, PartialEq))]
 pub(crate) struct CowStr<'a>(pub Cow<'a, str>);
 
 impl<'de> Deserialize<'de> for CowStr<'de> {

@@ -97,6 +97,16 @@ proptest! {
         }
         let _ = validate(&FIXTURE.ed.token(&merged));
         let _ = validate(&FIXTURE.hs.token(&claims));
+        // The compact claims reader and serde_json agree: the same claims
+        // with one space of JSON whitespace (which only serde_json reads)
+        // give exactly the same outcome.
+        let compact = merged.to_string();
+        let spaced = compact.replacen('{', "{ ", 1);
+        let header = FIXTURE.hs.header().to_string();
+        prop_assert_eq!(
+            validate(&FIXTURE.hs.token_raw(header.as_bytes(), compact.as_bytes())),
+            validate(&FIXTURE.hs.token_raw(header.as_bytes(), spaced.as_bytes()))
+        );
     }
 
     #[test]
