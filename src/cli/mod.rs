@@ -16,6 +16,7 @@
 
 pub mod client;
 pub mod config;
+pub mod consistency;
 pub mod keys;
 pub mod local;
 pub mod mint;
@@ -59,6 +60,9 @@ pub enum Command {
     /// Manage signing keys in the token service's store.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Compare what services trust with the token service.
+    #[command(subcommand)]
+    Consistency(consistency::ConsistencyCommand),
 }
 
 impl Command {
@@ -71,6 +75,7 @@ impl Command {
             Command::User(command) => command.run(),
             Command::Client(command) => command.run(),
             Command::Keys(command) => command.run(),
+            Command::Consistency(command) => command.run(),
         }
     }
 }

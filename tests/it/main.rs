@@ -3,6 +3,7 @@
 //! so neither the developer's variables nor a stray `tollgate.toml` leak in.
 
 mod config;
+mod consistency;
 mod serve;
 mod store_commands;
 mod token;
