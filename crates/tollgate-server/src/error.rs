@@ -83,6 +83,10 @@ pub enum ApiError {
     /// The body is larger than the limit. 413 `payload_too_large`.
     #[error("the request body is too large")]
     PayloadTooLarge,
+    /// The request (its body, or the work it asked for) took longer than
+    /// the request timeout. 408 `request_timeout`.
+    #[error("the request took too long")]
+    RequestTimeout,
     /// Wrong `Content-Type`. 415 `unsupported_media_type`.
     #[error("{0}")]
     UnsupportedMediaType(&'static str),
@@ -137,6 +141,7 @@ impl ApiError {
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::RequestTimeout => "request_timeout",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::TooManyAttempts { .. } => "too_many_attempts",
             ApiError::RateLimited { .. } => "rate_limited",
@@ -172,6 +177,7 @@ impl ApiError {
                 StatusCode::CONFLICT
             }
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyAttempts { .. } | ApiError::RateLimited { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
@@ -449,6 +455,11 @@ mod tests {
     #[tokio::test]
     async fn payload_too_large() {
         check(ApiError::PayloadTooLarge, 413, "payload_too_large", None).await;
+    }
+
+    #[tokio::test]
+    async fn request_timeout() {
+        check(ApiError::RequestTimeout, 408, "request_timeout", None).await;
     }
 
     #[tokio::test]

@@ -1,8 +1,9 @@
 //! The router: every route of CONTRACT §4 and the layers around them.
 //!
 //! Layers, outermost first: request id → metrics and the request log →
-//! panic guard (a bug answers 500 JSON, never a dropped connection) → body
-//! limit. Routes that return or take tokens, secrets or revocations also
+//! request timeout (a slow body or handler answers 408 JSON; the SSE feed
+//! is not affected, its response starts at once) → panic guard (a bug
+//! answers 500 JSON, never a dropped connection) → body limit. Routes that return or take tokens, secrets or revocations also
 //! get `Cache-Control: no-store` and `Pragma: no-cache`. Unknown paths and
 //! methods answer JSON 404 and 405.
 
@@ -14,6 +15,7 @@ pub(crate) mod oauth;
 pub(crate) mod ops;
 
 use std::any::Any;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
@@ -80,6 +82,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(CatchPanicLayer::custom(panicked))
+        .layer(middleware::from_fn(timeout))
         .layer(middleware::from_fn(metrics::track))
         .layer(middleware::from_fn(request_id::layer))
         .with_state(state)
@@ -91,6 +94,16 @@ async fn not_found() -> ApiError {
 
 async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
+}
+
+/// How long a request may take to be read and answered.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+async fn timeout(request: Request, next: Next) -> Response {
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::RequestTimeout.into_response(),
+    }
 }
 
 fn panicked(_: Box<dyn Any + Send + 'static>) -> Response {
