@@ -38,8 +38,16 @@ pub(crate) struct Entry {
 #[derive(Debug)]
 pub(crate) struct ClaimsCache {
     hasher: RandomState,
-    shards: Vec<RwLock<HashTable<Arc<Entry>>>>,
+    shards: Vec<RwLock<Shard>>,
     per_shard: usize,
+}
+
+#[derive(Debug, Default)]
+struct Shard {
+    table: HashTable<Arc<Entry>>,
+    /// No entry expires before this moment (Unix seconds, leeway included):
+    /// until then a full shard evicts without scanning for expired ones.
+    sweep_at: UnixTime,
 }
 
 impl ClaimsCache {
@@ -48,12 +56,12 @@ impl ClaimsCache {
         let per_shard = capacity.div_ceil(SHARDS);
         ClaimsCache {
             hasher: RandomState::default(),
-            shards: (0..SHARDS).map(|_| RwLock::new(HashTable::new())).collect(),
+            shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
             per_shard,
         }
     }
 
-    fn shard(&self, hash: u64) -> &RwLock<HashTable<Arc<Entry>>> {
+    fn shard(&self, hash: u64) -> &RwLock<Shard> {
         // The table uses the low bits for buckets and the top seven for
         // control bytes; pick the shard from bits in between.
         &self.shards[((hash >> 32) as usize) % SHARDS]
@@ -69,6 +77,7 @@ impl ClaimsCache {
             .read()
             .unwrap_or_else(PoisonError::into_inner);
         shard
+            .table
             .find(hash, |e| e.hash == hash && &*e.token == token)
             .cloned()
     }
@@ -98,21 +107,30 @@ impl ClaimsCache {
             .shard(hash)
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        if let Ok(existing) = shard.find_entry(hash, |e| &*e.token == token) {
+        let shard = &mut *shard;
+        if let Ok(existing) = shard.table.find_entry(hash, |e| &*e.token == token) {
             existing.remove();
         }
-        if shard.len() >= self.per_shard {
-            shard.retain(|e| e.principal.claims().exp.saturating_add(leeway) >= now);
+        if shard.table.len() >= self.per_shard && now >= shard.sweep_at {
+            let expiry = |e: &Entry| e.principal.claims().exp.saturating_add(leeway);
+            shard.table.retain(|e| expiry(e) >= now);
+            shard.sweep_at = shard.table.iter().map(|e| expiry(e)).min().unwrap_or(0);
         }
-        if shard.len() >= self.per_shard {
-            let victim = shard.iter().next().map(|e| (e.hash, e.token.clone()));
+        if shard.table.len() >= self.per_shard {
+            let victim = shard.table.iter().next().map(|e| (e.hash, e.token.clone()));
             if let Some((victim_hash, victim_token)) = victim
-                && let Ok(found) = shard.find_entry(victim_hash, |e| e.token == victim_token)
+                && let Ok(found) = shard
+                    .table
+                    .find_entry(victim_hash, |e| e.token == victim_token)
             {
                 found.remove();
             }
         }
-        shard.insert_unique(hash, entry, |e| e.hash);
+        let expires = entry.principal.claims().exp.saturating_add(leeway);
+        if shard.table.is_empty() || expires < shard.sweep_at {
+            shard.sweep_at = expires;
+        }
+        shard.table.insert_unique(hash, entry, |e| e.hash);
     }
 
     pub(crate) fn remove(&self, token: &str) {
@@ -124,7 +142,7 @@ impl ClaimsCache {
             .shard(hash)
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        if let Ok(found) = shard.find_entry(hash, |e| &*e.token == token) {
+        if let Ok(found) = shard.table.find_entry(hash, |e| &*e.token == token) {
             found.remove();
         }
     }
@@ -132,7 +150,7 @@ impl ClaimsCache {
     pub(crate) fn len(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.read().unwrap_or_else(PoisonError::into_inner).len())
+            .map(|s| s.read().unwrap_or_else(PoisonError::into_inner).table.len())
             .sum()
     }
 }

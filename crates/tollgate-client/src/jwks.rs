@@ -125,7 +125,9 @@ impl KeySource {
             && keys
                 .iter()
                 .all(|k| previous.validator.keys().find(k.kid()).is_some());
-        if !unchanged {
+        if previous.validator.keys().is_empty() {
+            tracing::info!(keys = count, "fetched the token service's keys");
+        } else if !unchanged {
             tracing::info!(keys = count, "the token service's keys changed");
         }
         self.state.store(Arc::new(KeyState {

@@ -88,6 +88,12 @@ impl TestIssuer {
         })
     }
 
+    /// The public halves of the keys this issuer signs with (to build a
+    /// core `Validator` next to the SDK, in benchmarks).
+    pub fn verifying_keys(&self) -> &VerifyingKeys {
+        &self.inner.keys
+    }
+
     /// The issuer name.
     pub fn issuer(&self) -> &str {
         &self.inner.issuer
