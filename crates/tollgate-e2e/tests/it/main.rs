@@ -2,6 +2,8 @@
 //! Each test boots its own token service (test-kit, 127.0.0.1:0) behind a
 //! TCP proxy that can cut the network, and its own backend.
 
+mod hs256;
+mod logs;
 mod outage;
 mod revocation;
 mod sdk;

@@ -152,3 +152,50 @@ fn with_kid(token: &str, kid: &str) -> String {
         parts.next().unwrap()
     )
 }
+
+/// SECURITY B13/B14: a token naming its own key set (`jku`, `x5u`) is
+/// refused before any key lookup, and nothing is fetched from the URL —
+/// neither an address nor a name that resolves to this machine.
+#[tokio::test]
+async fn jku_and_x5u_headers_are_refused_without_a_connection() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let service = TokenService::start().await;
+    let auth = service.authenticator().build().await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counter = connections.clone();
+    let accept = tokio::spawn(async move {
+        while listener.accept().await.is_ok() {
+            counter.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let (_, token) = service.user("peggy@example.com").await;
+    let fetches = auth.health().jwks_fetches;
+    for member in ["jku", "x5u"] {
+        for host in ["127.0.0.1", "localhost"] {
+            let forged = with_header(&token, member, &format!("http://{host}:{port}/keys.json"));
+            let err = auth.authenticate_user(&forged).await.unwrap_err();
+            assert_eq!(err.code(), "header_not_allowed", "{member} {host}");
+        }
+    }
+    assert_eq!(connections.load(Ordering::SeqCst), 0);
+    assert_eq!(auth.health().jwks_fetches, fetches);
+    accept.abort();
+}
+
+fn with_header(token: &str, name: &str, value: &str) -> String {
+    let mut parts = token.split('.');
+    let header = parts.next().unwrap();
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
+    json[name] = value.into();
+    let header = URL_SAFE_NO_PAD.encode(json.to_string());
+    format!(
+        "{header}.{}.{}",
+        parts.next().unwrap(),
+        parts.next().unwrap()
+    )
+}

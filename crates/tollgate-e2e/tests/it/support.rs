@@ -15,6 +15,7 @@ use tollgate_client::{
     Authenticator, AuthenticatorBuilder, BreakerConfig, FeedState, ServiceTokenSource,
 };
 use tollgate_core::Secret;
+use tollgate_core::config::Config;
 use tollgate_server::testkit::TestServer;
 
 pub const PASSWORD: &str = "a long enough test password 42";
@@ -143,10 +144,20 @@ pub struct TokenService {
 
 impl TokenService {
     pub async fn start() -> TokenService {
+        TokenService::start_with(|_| {}).await
+    }
+
+    /// A token service whose configuration `change` adjusts (the issuer is
+    /// the proxy's URL whatever `change` does).
+    pub async fn start_with(change: impl FnOnce(&mut Config) + Send + 'static) -> TokenService {
+        crate::logs::capture();
         let proxy = Proxy::start().await;
         let issuer = proxy.url();
         let server = TestServer::builder()
-            .configure(move |config| config.issuer = issuer)
+            .configure(move |config| {
+                change(config);
+                config.issuer = issuer;
+            })
             .start()
             .await;
         proxy.forward_to(server.addr());
