@@ -437,19 +437,16 @@ async fn discover_with_retry(
     let deadline = tokio::time::Instant::now() + timeout;
     let mut delay = Duration::from_millis(100);
     loop {
-        match crate::discovery::discover(http, issuer).await {
+        match crate::discovery::discover_once(http, issuer).await {
             Ok(metadata) => return Ok(metadata),
             // Only an unreachable service is worth waiting for; a wrong
             // issuer or a bad URL will not fix itself.
-            Err(AuthError::Discovery(why))
-                if why.contains("unreachable")
-                    && tokio::time::Instant::now() + delay < deadline =>
-            {
+            Err((_, true)) if tokio::time::Instant::now() + delay < deadline => {
                 tracing::info!(%issuer, "the token service is not reachable yet; retrying");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(2));
             }
-            Err(err) => return Err(err),
+            Err((err, _)) => return Err(err),
         }
     }
 }

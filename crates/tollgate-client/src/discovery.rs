@@ -9,7 +9,7 @@
 use tollgate_core::wire::ServerMetadata;
 
 use crate::AuthError;
-use crate::http::Http;
+use crate::http::{Failure, Http};
 
 /// The metadata URL of `issuer` (RFC 8414 §3.1): the well-known segment
 /// goes between the host and any path of the issuer.
@@ -40,12 +40,22 @@ pub(crate) fn metadata_url(issuer: &str) -> Result<String, AuthError> {
 
 /// Fetches and checks the metadata.
 pub(crate) async fn discover(http: &Http, issuer: &str) -> Result<ServerMetadata, AuthError> {
-    let url = metadata_url(issuer)?;
-    let metadata: ServerMetadata = http
-        .get_json(&url, None)
-        .await
-        .map_err(|failure| AuthError::Discovery(format!("{url}: {}", failure.describe())))?;
-    check(issuer, &metadata)?;
+    discover_once(http, issuer).await.map_err(|(err, _)| err)
+}
+
+/// Fetches and checks the metadata; on failure, also whether trying again
+/// may help (the service was unreachable, as opposed to answering wrong).
+pub(crate) async fn discover_once(
+    http: &Http,
+    issuer: &str,
+) -> Result<ServerMetadata, (AuthError, bool)> {
+    let url = metadata_url(issuer).map_err(|err| (err, false))?;
+    let metadata: ServerMetadata = http.get_json(&url, None).await.map_err(|failure| {
+        let retry = matches!(failure, Failure::Unreachable(_));
+        let err = AuthError::Discovery(format!("{url}: {}", failure.describe()));
+        (err, retry)
+    })?;
+    check(issuer, &metadata).map_err(|err| (err, false))?;
     Ok(metadata)
 }
 

@@ -234,6 +234,7 @@ impl Follower {
                 Ok(Ok(None)) => return Failure::Unreachable("the stream ended"),
                 Ok(Ok(Some(chunk))) => chunk,
             };
+            self.revocations.sweep_if_due(crate::clock::now());
             let events = match parser.push(&chunk) {
                 Ok(events) => events,
                 Err(_) => return Failure::Invalid("the stream sent an over-long line"),

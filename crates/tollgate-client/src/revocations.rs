@@ -68,6 +68,14 @@ impl RevocationSet {
         }
     }
 
+    /// Sweeps out expired entries if the last sweep is a minute old (the
+    /// feed calls it on every keep-alive, so a quiet feed forgets too).
+    pub(crate) fn sweep_if_due(&self, now: UnixTime) {
+        if now.saturating_sub(self.read().last_sweep) >= SWEEP_EVERY {
+            self.sweep(now);
+        }
+    }
+
     /// Revokes one token by `jti` until `expires_at`.
     pub fn revoke_token(&self, jti: &str, expires_at: UnixTime) {
         let mut maps = self.write();

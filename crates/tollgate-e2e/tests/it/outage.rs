@@ -130,3 +130,24 @@ async fn revocations_made_during_an_outage_arrive_when_the_feed_resumes() {
     .await;
     crate::support::until_status(&backend, "/api/usage", &token, 401).await;
 }
+
+#[tokio::test]
+async fn a_backend_started_before_the_token_service_waits_for_it() {
+    let service = TokenService::start().await;
+    service.proxy.cut();
+    let err = service
+        .authenticator()
+        .startup_timeout(std::time::Duration::from_millis(300))
+        .build()
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "discovery_failed");
+    assert!(err.to_string().contains("unreachable"), "{err}");
+
+    let building = tokio::spawn(service.authenticator().build());
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    service.proxy.restore();
+    let auth = building.await.unwrap().unwrap();
+    let (_, token) = service.user("quinn@example.com").await;
+    auth.authenticate_user(&token).await.unwrap();
+}
