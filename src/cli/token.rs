@@ -30,6 +30,7 @@
 //! }
 //! ```
 
+use std::ffi::OsString;
 use std::fs;
 use std::io::{self, Read, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -90,9 +91,10 @@ impl TokenCommand {
 #[derive(Debug, Args)]
 pub struct InspectArgs {
     /// The token, or `-` to read it from stdin (keeps it out of the shell
-    /// history). A leading `Bearer ` is ignored.
+    /// history). A leading `Bearer ` is ignored. Bytes that are not UTF-8
+    /// are inspected too (and found malformed), not refused as arguments.
     #[arg(value_name = "TOKEN|-")]
-    token: String,
+    token: OsString,
     /// The key set to verify with: an http(s):// URL (such as
     /// https://auth.example.com/.well-known/jwks.json) or a file.
     #[arg(long, value_name = "URL|FILE")]
@@ -228,17 +230,19 @@ fn inspect(args: InspectArgs) -> anyhow::Result<Outcome> {
 /// The token from the argument or stdin, without surrounding whitespace or
 /// a `Bearer ` prefix. Oversized input is cut at a size the validator will
 /// still refuse as too large, never read whole.
-fn read_token(arg: &str) -> anyhow::Result<String> {
+fn read_token(arg: &OsString) -> anyhow::Result<String> {
+    // Invalid UTF-8 becomes U+FFFD, which no base64url segment holds: the
+    // validator refuses such a token with its code like any other.
     let text = if arg == "-" {
-        let mut text = String::new();
+        let mut bytes = Vec::new();
         io::stdin()
             .lock()
             .take(4 * MAX_TOKEN_BYTES as u64)
-            .read_to_string(&mut text)
+            .read_to_end(&mut bytes)
             .context("cannot read the token from stdin")?;
-        text
+        String::from_utf8_lossy(&bytes).into_owned()
     } else {
-        arg.to_owned()
+        arg.to_string_lossy().into_owned()
     };
     let text = text.trim();
     let text = match text.get(..7) {

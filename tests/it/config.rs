@@ -27,6 +27,7 @@ fn two_legacy_lifetimes_that_disagree_fail_naming_both() {
         TOLLGATE_HMAC_SECRET               (unset)                               default (development)
         TOLLGATE_DATABASE_URL              sqlite://./tollgate-data/tollgate.db  default (development)
         TOLLGATE_REDIS_URL                 (unset)                               default (development)
+        TOLLGATE_REDIS_PREFIX              (unset)                               default (development)
         TOLLGATE_MASTER_KEY                (unset)                               default (development)
         TOLLGATE_CLIENT_ID                 (unset)                               default (development)
         TOLLGATE_CLIENT_SECRET             (unset)                               default (development)
@@ -203,6 +204,16 @@ fn production_json_lists_sources_and_errors() {
                 "name": "TOLLGATE_REDIS_URL"
               },
               "value": "redis://:****@cache:6379"
+            },
+            {
+              "key": "redis_prefix",
+              "name": "TOLLGATE_REDIS_PREFIX",
+              "secret": false,
+              "source": {
+                "environment": "production",
+                "kind": "default"
+              },
+              "value": null
             },
             {
               "key": "master_key",
@@ -425,7 +436,7 @@ fn explain_lists_every_setting() {
     assert_eq!(run.code, 0, "{run:?}");
     let explained: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     let settings = explained["settings"].as_array().unwrap();
-    assert_eq!(settings.len(), 21);
+    assert_eq!(settings.len(), 22);
     let issuer = settings
         .iter()
         .find(|s| s["name"] == "TOLLGATE_ISSUER")

@@ -236,22 +236,24 @@ fn minted_tokens_validate_against_the_local_store_and_mint_refuses_strict_enviro
         .run();
     assert_eq!(too_long.code, 2);
 
-    let production = data
-        .tollgate(&["token", "mint", "--sub", "user-1"])
-        .env("TOLLGATE_ENV", "production")
-        .env("TOLLGATE_ISSUER", "https://auth.example.com")
-        .env(
-            "TOLLGATE_MASTER_KEY",
-            "q3J9vX2mL8pR4tY7wZ1nB6cF0hK5sD2gA9eU",
-        )
-        .run();
-    assert_eq!(production.code, 2, "{production:?}");
-    assert!(
-        production.stderr.contains("development and test only"),
-        "{}",
-        production.stderr
-    );
-    assert!(production.stdout.is_empty());
+    for environment in ["staging", "production"] {
+        let strict = data
+            .tollgate(&["token", "mint", "--sub", "user-1"])
+            .env("TOLLGATE_ENV", environment)
+            .env("TOLLGATE_ISSUER", "https://auth.example.com")
+            .env(
+                "TOLLGATE_MASTER_KEY",
+                "q3J9vX2mL8pR4tY7wZ1nB6cF0hK5sD2gA9eU",
+            )
+            .run();
+        assert_eq!(strict.code, 2, "{environment}: {strict:?}");
+        assert!(
+            strict.stderr.contains("development and test only"),
+            "{environment}: {}",
+            strict.stderr
+        );
+        assert!(strict.stdout.is_empty());
+    }
 
     // Without a store (and no --jwks) inspect says what it needs.
     let fresh = tollgate(&["token", "inspect", &token]).run();

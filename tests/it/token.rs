@@ -305,3 +305,282 @@ fn the_key_set_can_come_from_a_url() {
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(last_line(&run.stdout), "valid");
 }
+
+/// Signs `header` and `payload` (JSON texts, or any bytes) with `key` as a
+/// compact JWS, whatever they say: the attacker-chosen parts of a token
+/// that still carries a real signature.
+fn signed(key: &tollgate_core::SigningKey, header: &[u8], payload: &[u8]) -> String {
+    let input = format!("{}.{}", b64(header), b64(payload));
+    let signature = key.sign(input.as_bytes()).unwrap();
+    format!("{input}.{}", b64(&signature))
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The payload (claims) of a minted token, decoded.
+fn claims_of(token: &str) -> Vec<u8> {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).unwrap();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap()
+}
+
+fn issuer_with(alg: Algorithm) -> Issuer {
+    let key = ManagedKey::generate(alg, now()).unwrap();
+    let jwks = VerifyingKeys::new([key.verifying_key().unwrap()]).to_jwks();
+    Issuer {
+        minter: Minter::new(ISSUER, vec!["api".into()], key.signing_key().unwrap()).unwrap(),
+        jwks: serde_json::to_string(&jwks).unwrap(),
+    }
+}
+
+/// Every attack class of issue 3 through `token inspect`: each token is
+/// refused (exit 1) and the last line names its rejection code.
+#[test]
+fn every_attack_token_is_explained_by_its_code() {
+    let ed = issuer(ISSUER);
+    let es = issuer_with(Algorithm::ES256);
+    let kid = ed.minter.key().kid().to_owned();
+    let valid = user_token(&ed, "user-1", now(), 900);
+    let claims = claims_of(&valid);
+    let header = |alg: &str, extra: &str| {
+        format!(r#"{{"alg":"{alg}","kid":"{kid}","typ":"at+jwt"{extra}}}"#).into_bytes()
+    };
+    let (signing_input, _) = valid.rsplit_once('.').unwrap();
+    let mut cases: Vec<(String, String, &Issuer, &str)> = Vec::new();
+
+    // alg none in every casing, with an empty and with a garbage signature.
+    for none in ["none", "None", "NONE", "nOnE"] {
+        let unsigned = format!("{}.{}", b64(&header(none, "")), b64(&claims));
+        cases.push((
+            format!("alg {none}, no signature"),
+            format!("{unsigned}."),
+            &ed,
+            "malformed",
+        ));
+        cases.push((
+            format!("alg {none}, garbage signature"),
+            format!("{unsigned}.{}", b64(b"garbage")),
+            &ed,
+            "algorithm_not_allowed",
+        ));
+    }
+    // HS256 keyed with the public key's bytes, as published (RS/ES/OKP → HS).
+    let jwk = ed.minter.key().verifying_key().to_jwk().unwrap();
+    let x = jwk.x.clone().unwrap();
+    let public_forms: [(&str, Vec<u8>); 3] = [
+        ("JWK JSON", serde_json::to_vec(&jwk).unwrap()),
+        ("x as text", x.clone().into_bytes()),
+        ("raw x", claims_of(&format!("a.{x}.b"))),
+    ];
+    for (form, secret) in public_forms {
+        let hmac = ManagedKey::from_hmac_secret(&tollgate_core::Secret::new(secret), now())
+            .unwrap()
+            .signing_key()
+            .unwrap();
+        cases.push((
+            format!("HS256 keyed with the public key ({form})"),
+            signed(&hmac, &header("HS256", ""), &claims),
+            &ed,
+            "algorithm_not_allowed",
+        ));
+    }
+    // kid path traversal and SQL-ish kids: only an exact match finds a key.
+    for evil in [
+        "../../../../dev/null",
+        "' OR '1'='1",
+        "k\u{0}",
+        &"k".repeat(2000),
+    ] {
+        let header = format!(
+            r#"{{"alg":"EdDSA","kid":{},"typ":"at+jwt"}}"#,
+            serde_json::json!(evil)
+        );
+        cases.push((
+            format!("kid {:.20}", evil),
+            signed(ed.minter.key(), header.as_bytes(), &claims),
+            &ed,
+            "unknown_key",
+        ));
+    }
+    // Headers that let a token choose its own key.
+    for extra in [
+        r#","jku":"http://127.0.0.1:9/jwks.json""#,
+        r#","x5u":"http://127.0.0.1:9/cert.pem""#,
+        r#","jwk":{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#,
+        r#","x5c":["MIIBszCCAVmgAwIBAgIUb"]"#,
+    ] {
+        cases.push((
+            format!("header{extra:.12}"),
+            signed(ed.minter.key(), &header("EdDSA", extra), &claims),
+            &ed,
+            "header_not_allowed",
+        ));
+    }
+    // Empty signature; ECDSA all-zero signature (CVE-2022-21449).
+    cases.push((
+        "empty signature".into(),
+        format!("{signing_input}."),
+        &ed,
+        "malformed",
+    ));
+    let es_valid = user_token(&es, "user-1", now(), 900);
+    let (es_input, _) = es_valid.rsplit_once('.').unwrap();
+    cases.push((
+        "ES256 zero signature".into(),
+        format!("{es_input}.{}", b64(&[0u8; 64])),
+        &es,
+        "bad_signature",
+    ));
+    // Signed by another key, expired, not yet valid, wrong issuer.
+    let rogue = issuer(ISSUER);
+    cases.push((
+        "another key".into(),
+        user_token(&rogue, "user-1", now(), 900),
+        &ed,
+        "unknown_key",
+    ));
+    cases.push((
+        "expired".into(),
+        user_token(&ed, "user-1", now() - 7200, 900),
+        &ed,
+        "expired",
+    ));
+    cases.push((
+        "not yet valid".into(),
+        user_token(&ed, "user-1", now() + 7200, 900),
+        &ed,
+        "not_yet_valid",
+    ));
+    let other = Issuer {
+        minter: Minter::new(
+            "https://evil.example.com",
+            vec!["api".into()],
+            ed.minter.key().clone(),
+        )
+        .unwrap(),
+        jwks: ed.jwks.clone(),
+    };
+    cases.push((
+        "wrong issuer".into(),
+        user_token(&other, "user-1", now(), 900),
+        &ed,
+        "wrong_issuer",
+    ));
+    // Wrong audience.
+    let elsewhere = Issuer {
+        minter: Minter::new(ISSUER, vec!["billing".into()], ed.minter.key().clone()).unwrap(),
+        jwks: ed.jwks.clone(),
+    };
+    cases.push((
+        "wrong audience".into(),
+        user_token(&elsewhere, "user-1", now(), 900),
+        &ed,
+        "wrong_audience",
+    ));
+    // Oversized; claims that are not UTF-8; base64 padding on a segment
+    // (signed as such, so only the encoding is wrong).
+    cases.push((
+        "oversized".into(),
+        format!("{signing_input}{}.x", "A".repeat(9000)),
+        &ed,
+        "token_too_large",
+    ));
+    let mut latin1 = claims.clone();
+    let at = latin1.windows(6).position(|w| w == b"user-1").unwrap();
+    latin1[at] = 0xfc;
+    cases.push((
+        "claims not UTF-8".into(),
+        signed(ed.minter.key(), &header("EdDSA", ""), &latin1),
+        &ed,
+        "malformed",
+    ));
+    let padded_input = format!(
+        "{}.{}==",
+        b64(&header("EdDSA", "")),
+        b64(&claims[..claims.len() - 1])
+    );
+    let padded_payload = format!(
+        "{padded_input}.{}",
+        b64(&ed.minter.key().sign(padded_input.as_bytes()).unwrap())
+    );
+    cases.push(("padded payload".into(), padded_payload, &ed, "malformed"));
+    let (head, signature) = valid.rsplit_once('.').unwrap();
+    cases.push((
+        "padded signature".into(),
+        format!("{head}.{signature}="),
+        &ed,
+        "malformed",
+    ));
+    let standard_alphabet = valid.replace('-', "+").replace('_', "/");
+    if standard_alphabet != valid {
+        cases.push((
+            "standard alphabet".into(),
+            standard_alphabet,
+            &ed,
+            "malformed",
+        ));
+    }
+
+    for (name, token, issuer, code) in cases {
+        let run = inspect(issuer, &token).run();
+        assert_eq!(run.code, 1, "{name}: {run:?}");
+        let last = last_line(&run.stdout);
+        assert!(
+            last.starts_with(&format!("invalid: {code}: ")),
+            "{name}: {last}"
+        );
+    }
+}
+
+#[test]
+fn a_service_token_is_not_a_user_token_and_the_reverse() {
+    let issuer = issuer(ISSUER);
+    let user = user_token(&issuer, "user-1", now(), 900);
+    let run = inspect(&issuer, &user).args(&["--expect", "service"]).run();
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(last_line(&run.stdout).starts_with("invalid: wrong_token_type: "));
+    let run = inspect(&issuer, &user).args(&["--expect", "access"]).run();
+    assert_eq!(run.code, 0, "{run:?}");
+}
+
+#[test]
+fn bytes_that_are_not_utf8_are_inspected_not_refused() {
+    use std::os::unix::ffi::OsStrExt;
+    let issuer = issuer(ISSUER);
+    // On stdin.
+    let t = tollgate(&[
+        "token",
+        "inspect",
+        "-",
+        "--jwks",
+        "keys.json",
+        "--issuer",
+        ISSUER,
+    ])
+    .stdin_bytes(b"\xff\xfe.e30.c2ln");
+    t.file("keys.json", &issuer.jwks);
+    let run = t.run();
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        last_line(&run.stdout).starts_with("invalid: malformed: "),
+        "{}",
+        run.stdout
+    );
+    // As the argument.
+    let t = tollgate(&["token", "inspect"])
+        .arg_os(std::ffi::OsStr::from_bytes(b"\xc3\x28e30.e30.c2ln"))
+        .args(&["--jwks", "keys.json", "--issuer", ISSUER]);
+    t.file("keys.json", &issuer.jwks);
+    let run = t.run();
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        last_line(&run.stdout).starts_with("invalid: malformed: "),
+        "{}",
+        run.stdout
+    );
+}

@@ -9,7 +9,7 @@ use tempfile::TempDir;
 /// A `tollgate` invocation being prepared.
 pub struct Tollgate {
     command: Command,
-    stdin: Option<String>,
+    stdin: Option<Vec<u8>>,
     dir: TempDir,
 }
 
@@ -48,8 +48,18 @@ impl Tollgate {
         self
     }
 
-    pub fn stdin(mut self, text: &str) -> Self {
-        self.stdin = Some(text.to_owned());
+    pub fn stdin(self, text: &str) -> Self {
+        self.stdin_bytes(text.as_bytes())
+    }
+
+    pub fn stdin_bytes(mut self, bytes: &[u8]) -> Self {
+        self.stdin = Some(bytes.to_vec());
+        self
+    }
+
+    /// One argument that need not be UTF-8.
+    pub fn arg_os(mut self, arg: &std::ffi::OsStr) -> Self {
+        self.command.arg(arg);
         self
     }
 
@@ -71,12 +81,7 @@ impl Tollgate {
             .stderr(Stdio::piped());
         let mut child = self.command.spawn().unwrap();
         if let Some(text) = &self.stdin {
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(text.as_bytes())
-                .unwrap();
+            child.stdin.take().unwrap().write_all(text).unwrap();
         }
         let output = child.wait_with_output().unwrap();
         Run {

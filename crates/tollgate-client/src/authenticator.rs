@@ -602,6 +602,26 @@ impl Authenticator {
         result
     }
 
+    /// Judges again, in memory, a principal this authenticator accepted
+    /// earlier: `Validator::recheck` (time, token type, revocation) against
+    /// the revocations known now. For holders of a token that outlive one
+    /// request (a WebSocket connection), together with
+    /// [`Authenticator::revocation_changes`].
+    pub fn recheck(&self, principal: &Principal, expect: Expect) -> Result<(), AuthError> {
+        let state = self.inner.keys.load();
+        let revocations = self.inner.revocations.read();
+        state
+            .validator
+            .recheck(principal.claims(), expect, clock::now(), &*revocations)
+            .map_err(AuthError::Token)
+    }
+
+    /// Wakes on every revocation this authenticator learns (from the feed,
+    /// or a `TestIssuer`'s revocations); see [`RevocationSet::subscribe`].
+    pub fn revocation_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.revocations.subscribe()
+    }
+
     /// Validates a user's access token (a service token is refused).
     pub async fn authenticate_user(&self, token: &str) -> Result<Principal, AuthError> {
         self.authenticate(token, Expect::Access).await

@@ -18,7 +18,9 @@
 //!   challenge when no token was sent; 400 `invalid_request` for a malformed
 //!   `Authorization` header; 403 with `error="insufficient_scope"` for a
 //!   missing scope, role or permission; 429 `rate_limited` with
-//!   `Retry-After` and `retry_after_ms`; 503 `token_service_unavailable`
+//!   `Retry-After` and `retry_after_ms`; 403 without a challenge for
+//!   `connection_limit` and `origin_not_allowed` (WebSocket handshakes:
+//!   not about the token); 503 `token_service_unavailable`
 //!   when the token cannot be checked (fail closed). Bodies are
 //!   `{"error", "error_description"}` (`tollgate_core::wire::ErrorBody`).
 
@@ -60,6 +62,15 @@ impl IntoResponse for AuthError {
                 Some(challenge("insufficient_scope", &description, None)),
             ),
             AuthError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, None),
+            // Not about the token: a challenge would only invite a retry
+            // with another one.
+            AuthError::ConnectionLimit { .. } | AuthError::OriginNotAllowed => {
+                (StatusCode::FORBIDDEN, None)
+            }
+            AuthError::SubjectMismatch => (
+                StatusCode::FORBIDDEN,
+                Some(challenge("invalid_token", &description, None)),
+            ),
             AuthError::Unavailable(_) | AuthError::Refused { .. } | AuthError::Discovery(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, None)
             }
@@ -114,7 +125,7 @@ fn challenge(error: &str, description: &str, scope: Option<&str>) -> String {
 }
 
 /// The `Authorization` header's bytes; two headers are malformed.
-fn authorization(headers: &HeaderMap) -> Result<Option<&[u8]>, AuthError> {
+pub(crate) fn authorization(headers: &HeaderMap) -> Result<Option<&[u8]>, AuthError> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let first = values.next();
     if values.next().is_some() {

@@ -40,6 +40,21 @@ pub enum AuthError {
         /// Milliseconds until a call will be allowed again.
         retry_after_ms: u64,
     },
+    /// The user already holds as many WebSocket connections as their plan
+    /// allows (CONTRACT §5).
+    #[error("the plan allows {limit} WebSocket connections per user and they are all open")]
+    ConnectionLimit {
+        /// The plan's limit.
+        limit: u32,
+    },
+    /// A browser's WebSocket handshake from an origin the service does not
+    /// allow (cross-site WebSocket hijacking).
+    #[error("this origin may not open WebSocket connections here")]
+    OriginNotAllowed,
+    /// A token offered to replace a live connection's token belongs to
+    /// someone else.
+    #[error("the new token is for another subject than the connection's")]
+    SubjectMismatch,
     /// The token service cannot be reached and nothing cached can answer:
     /// the token is refused (fail closed).
     #[error("the token service cannot be reached to check this token: {0}")]
@@ -72,6 +87,9 @@ impl AuthError {
             AuthError::InsufficientScope(_) => "insufficient_scope",
             AuthError::PermissionDenied(_) => "permission_denied",
             AuthError::RateLimited { .. } => "rate_limited",
+            AuthError::ConnectionLimit { .. } => "connection_limit",
+            AuthError::OriginNotAllowed => "origin_not_allowed",
+            AuthError::SubjectMismatch => "subject_mismatch",
             AuthError::Unavailable(_) => "token_service_unavailable",
             AuthError::Discovery(_) => "discovery_failed",
             AuthError::Config(_) => "invalid_config",
@@ -89,7 +107,10 @@ impl AuthError {
             | AuthError::Inactive
             | AuthError::InsufficientScope(_)
             | AuthError::PermissionDenied(_)
-            | AuthError::RateLimited { .. } => true,
+            | AuthError::RateLimited { .. }
+            | AuthError::ConnectionLimit { .. }
+            | AuthError::OriginNotAllowed
+            | AuthError::SubjectMismatch => true,
             AuthError::Unavailable(_)
             | AuthError::Discovery(_)
             | AuthError::Config(_)

@@ -16,6 +16,9 @@
 //!   counts for billing.
 //! - feature `axum`: extractors, a requirements layer, the one mapping of
 //!   [`AuthError`] to HTTP (RFC 6750), and the fingerprint route.
+//! - feature `ws`: WebSocket authentication (CONTRACT §6): the handshake
+//!   extractor, origin checks, per-user connection limits, and a supervisor
+//!   that closes live connections on expiry (4401) and revocation (4403).
 //! - feature `testing`: `TestIssuer`, real tokens for a service's own tests
 //!   and an `Authenticator` that trusts them without HTTP.
 //!
@@ -57,6 +60,8 @@ mod sse;
 pub mod axum;
 #[cfg(feature = "testing")]
 pub mod testing;
+#[cfg(feature = "ws")]
+pub mod ws;
 
 pub use authenticator::{Authenticator, AuthenticatorBuilder, Health, Mode};
 pub use bearer::bearer_token;

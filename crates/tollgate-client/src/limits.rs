@@ -7,11 +7,20 @@
 //! [`ToolGate`] puts them together with the `tool:<name>` permission check,
 //! so REST routes and WebSocket messages enforce the same rules.
 //!
-//! In-process only: each instance of a service limits on its own. Memory is
-//! bounded: buckets that have refilled completely are dropped when the map
-//! grows past its bound (a full bucket is the same as no bucket).
+//! By default the limits live in this process: each instance of a service
+//! limits on its own. Memory is bounded: buckets that have refilled
+//! completely are dropped when the map grows past its bound (a full bucket
+//! is the same as no bucket).
+//!
+//! With the feature `redis`, [`ToolGate::shared`] keeps the buckets and the
+//! counts in Redis ([`RedisLimits`]), so that every instance of a scaled-out
+//! service enforces one rate per user and the counts add up (CONTRACT §5:
+//! "shared through Redis when scaled out"). The rule is the same token
+//! bucket; when Redis cannot be used the gate falls back to this process's
+//! bucket and keeps counts until Redis answers again.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -20,6 +29,11 @@ use tokio::time::Instant;
 pub use tollgate_core::plans::{Plan, Plans};
 
 use crate::{AuthError, Principal};
+
+#[cfg(feature = "redis")]
+pub(crate) mod shared;
+#[cfg(feature = "redis")]
+pub use shared::RedisLimits;
 
 /// Buckets kept before full ones are swept out.
 const SWEEP_ABOVE: usize = 10_000;
@@ -108,23 +122,88 @@ impl UsageMeter {
         let counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
         counts.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
+
+    /// Takes every count out, leaving the meter empty.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn take(&self) -> HashMap<String, BTreeMap<String, u64>, RandomState> {
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        std::mem::take(&mut *counts)
+    }
+
+    /// Adds `calls` calls of `tool` by `user`.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn add(&self, user: &str, tool: &str, calls: u64) {
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = counts
+            .entry(user.to_owned())
+            .or_default()
+            .entry(tool.to_owned())
+            .or_insert(0);
+        *count = count.saturating_add(calls);
+    }
+}
+
+/// Where a [`ToolGate`] keeps its buckets and counts.
+enum Backend {
+    /// In this process.
+    Local {
+        limiter: RateLimiter,
+        usage: UsageMeter,
+    },
+    /// In Redis, shared by every instance.
+    #[cfg(feature = "redis")]
+    Shared(RedisLimits),
 }
 
 /// Permission, rate and metering for tool calls, by plan.
-#[derive(Debug, Default)]
+///
+/// One gate serves every transport of a service (REST routes and WebSocket
+/// messages call the same [`ToolGate::admit`]), so a user's rate and counts
+/// are one whichever way they call.
 pub struct ToolGate {
     plans: Plans,
-    limiter: RateLimiter,
-    usage: UsageMeter,
+    backend: Backend,
+}
+
+impl fmt::Debug for ToolGate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let backend = match &self.backend {
+            Backend::Local { .. } => "in-process",
+            #[cfg(feature = "redis")]
+            Backend::Shared(_) => "redis",
+        };
+        f.debug_struct("ToolGate")
+            .field("plans", &self.plans)
+            .field("backend", &backend)
+            .finish()
+    }
+}
+
+impl Default for ToolGate {
+    fn default() -> ToolGate {
+        ToolGate::new(Plans::default())
+    }
 }
 
 impl ToolGate {
-    /// A gate over `plans`.
+    /// A gate over `plans` whose buckets and counts live in this process.
     pub fn new(plans: Plans) -> ToolGate {
         ToolGate {
             plans,
-            limiter: RateLimiter::new(),
-            usage: UsageMeter::new(),
+            backend: Backend::Local {
+                limiter: RateLimiter::new(),
+                usage: UsageMeter::new(),
+            },
+        }
+    }
+
+    /// A gate over `plans` whose buckets and counts live in Redis, shared
+    /// with every gate on the same Redis and prefix (feature `redis`).
+    #[cfg(feature = "redis")]
+    pub fn shared(plans: Plans, limits: RedisLimits) -> ToolGate {
+        ToolGate {
+            plans,
+            backend: Backend::Shared(limits),
         }
     }
 
@@ -133,15 +212,31 @@ impl ToolGate {
         &self.plans
     }
 
-    /// The usage counts.
-    pub fn usage(&self) -> &UsageMeter {
-        &self.usage
+    /// `user`'s call counts by tool (with Redis: every instance's calls).
+    pub async fn usage_of(&self, user: &str) -> BTreeMap<String, u64> {
+        match &self.backend {
+            Backend::Local { usage, .. } => usage.of(user),
+            #[cfg(feature = "redis")]
+            Backend::Shared(limits) => limits.usage_of(user).await,
+        }
+    }
+
+    /// Every user's call counts by tool (with Redis: every instance's).
+    pub async fn usage_all(&self) -> BTreeMap<String, BTreeMap<String, u64>> {
+        match &self.backend {
+            Backend::Local { usage, .. } => usage.all(),
+            #[cfg(feature = "redis")]
+            Backend::Shared(limits) => limits.usage_all().await,
+        }
     }
 
     /// Admits one call of `tool` by `principal`: a user with the permission
     /// `tool:<tool>`, within the rate of their plan. An admitted call is
     /// counted. A plan the service does not know gets the `free` rate.
-    pub fn admit(&self, principal: &Principal, tool: &str) -> Result<(), AuthError> {
+    ///
+    /// Async because a shared gate asks Redis; an in-process gate never
+    /// waits.
+    pub async fn admit(&self, principal: &Principal, tool: &str) -> Result<(), AuthError> {
         if !principal.is_user() {
             return Err(AuthError::Token(tollgate_core::Error::WrongTokenType));
         }
@@ -155,12 +250,20 @@ impl ToolGate {
             .map_or(tollgate_core::plans::DEFAULT_BASE_RATE_PER_MINUTE, |plan| {
                 plan.rate_per_minute
             });
-        self.limiter
-            .check(principal.subject(), rate, Instant::now())
-            .map_err(|wait| AuthError::RateLimited {
-                retry_after_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1),
-            })?;
-        self.usage.record(principal.subject(), tool);
+        let user = principal.subject();
+        let admitted = match &self.backend {
+            Backend::Local { limiter, .. } => limiter.check(user, rate, Instant::now()),
+            #[cfg(feature = "redis")]
+            Backend::Shared(limits) => limits.take(user, rate).await,
+        };
+        admitted.map_err(|wait| AuthError::RateLimited {
+            retry_after_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1),
+        })?;
+        match &self.backend {
+            Backend::Local { usage, .. } => usage.record(user, tool),
+            #[cfg(feature = "redis")]
+            Backend::Shared(limits) => limits.record(user, tool).await,
+        }
         Ok(())
     }
 }

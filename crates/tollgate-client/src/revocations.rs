@@ -7,11 +7,17 @@
 //!
 //! Reads take a shared lock once per token (see [`RevocationSet::read`]);
 //! writes are rare (one per revocation event).
+//!
+//! Every write also bumps a generation number that
+//! [`RevocationSet::subscribe`] watches: a long-lived holder of a token (a
+//! WebSocket connection) rechecks it when, and only when, something was
+//! revoked, instead of polling.
 
 use std::collections::HashMap;
 use std::sync::{PoisonError, RwLock, RwLockReadGuard};
 
 use foldhash::fast::RandomState;
+use tokio::sync::watch;
 use tollgate_core::wire::{RevocationEvent, RevocationKind};
 use tollgate_core::{Revocations, UnixTime};
 
@@ -19,9 +25,20 @@ use tollgate_core::{Revocations, UnixTime};
 const SWEEP_EVERY: UnixTime = 60;
 
 /// The revocations known to this process. See the module docs.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RevocationSet {
     maps: RwLock<Maps>,
+    /// The number of writes so far; receivers wake on each one.
+    generation: watch::Sender<u64>,
+}
+
+impl Default for RevocationSet {
+    fn default() -> Self {
+        RevocationSet {
+            maps: RwLock::default(),
+            generation: watch::Sender::new(0),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -46,26 +63,21 @@ impl RevocationSet {
     /// Applies one feed event (idempotent). `now` drives the occasional
     /// sweep of expired entries.
     pub fn apply(&self, event: &RevocationEvent, now: UnixTime) {
-        let mut maps = self.write();
-        match event.kind {
-            RevocationKind::Token => {
-                let at = maps.tokens.entry(event.value.clone()).or_insert(0);
-                *at = (*at).max(event.expires_at);
-            }
-            RevocationKind::Session => {
-                let at = maps.sessions.entry(event.value.clone()).or_insert(0);
-                *at = (*at).max(event.expires_at);
-            }
-            RevocationKind::User => {
-                let entry = maps.users.entry(event.value.clone()).or_insert((0, 0));
-                entry.0 = entry.0.max(event.at);
-                entry.1 = entry.1.max(event.expires_at);
-            }
-        }
-        maps.cursor = maps.cursor.max(event.cursor);
-        if now.saturating_sub(maps.last_sweep) >= SWEEP_EVERY {
-            maps.sweep(now);
-        }
+        self.write_then_notify(|maps| maps.apply(event, now));
+    }
+
+    /// A receiver that sees a new value after every revocation written to
+    /// this set (feed events and direct revocations alike). The value is a
+    /// count of writes; only its changes mean anything.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.generation.subscribe()
+    }
+
+    /// Runs `change` under the write lock, then (lock released) wakes the
+    /// subscribers, so a woken reader never waits for the writer.
+    fn write_then_notify(&self, change: impl FnOnce(&mut Maps)) {
+        change(&mut self.write());
+        self.generation.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Sweeps out expired entries if the last sweep is a minute old (the
@@ -78,25 +90,28 @@ impl RevocationSet {
 
     /// Revokes one token by `jti` until `expires_at`.
     pub fn revoke_token(&self, jti: &str, expires_at: UnixTime) {
-        let mut maps = self.write();
-        let at = maps.tokens.entry(jti.to_owned()).or_insert(0);
-        *at = (*at).max(expires_at);
+        self.write_then_notify(|maps| {
+            let at = maps.tokens.entry(jti.to_owned()).or_insert(0);
+            *at = (*at).max(expires_at);
+        });
     }
 
     /// Revokes a session by `sid` until `expires_at`.
     pub fn revoke_session(&self, sid: &str, expires_at: UnixTime) {
-        let mut maps = self.write();
-        let at = maps.sessions.entry(sid.to_owned()).or_insert(0);
-        *at = (*at).max(expires_at);
+        self.write_then_notify(|maps| {
+            let at = maps.sessions.entry(sid.to_owned()).or_insert(0);
+            *at = (*at).max(expires_at);
+        });
     }
 
     /// Revokes every token of `sub` issued before `cutoff`, remembered until
     /// `expires_at`.
     pub fn revoke_user(&self, sub: &str, cutoff: UnixTime, expires_at: UnixTime) {
-        let mut maps = self.write();
-        let entry = maps.users.entry(sub.to_owned()).or_insert((0, 0));
-        entry.0 = entry.0.max(cutoff);
-        entry.1 = entry.1.max(expires_at);
+        self.write_then_notify(|maps| {
+            let entry = maps.users.entry(sub.to_owned()).or_insert((0, 0));
+            entry.0 = entry.0.max(cutoff);
+            entry.1 = entry.1.max(expires_at);
+        });
     }
 
     /// Forgets entries whose `expires_at` has passed.
@@ -133,6 +148,28 @@ impl RevocationSet {
 }
 
 impl Maps {
+    fn apply(&mut self, event: &RevocationEvent, now: UnixTime) {
+        match event.kind {
+            RevocationKind::Token => {
+                let at = self.tokens.entry(event.value.clone()).or_insert(0);
+                *at = (*at).max(event.expires_at);
+            }
+            RevocationKind::Session => {
+                let at = self.sessions.entry(event.value.clone()).or_insert(0);
+                *at = (*at).max(event.expires_at);
+            }
+            RevocationKind::User => {
+                let entry = self.users.entry(event.value.clone()).or_insert((0, 0));
+                entry.0 = entry.0.max(event.at);
+                entry.1 = entry.1.max(event.expires_at);
+            }
+        }
+        self.cursor = self.cursor.max(event.cursor);
+        if now.saturating_sub(self.last_sweep) >= SWEEP_EVERY {
+            self.sweep(now);
+        }
+    }
+
     fn sweep(&mut self, now: UnixTime) {
         self.tokens.retain(|_, expires| *expires > now);
         self.sessions.retain(|_, expires| *expires > now);
@@ -206,5 +243,25 @@ mod tests {
         set.sweep(400);
         assert!(set.is_empty());
         assert_eq!(set.cursor(), 4, "the cursor survives sweeps");
+    }
+
+    #[test]
+    fn every_revocation_wakes_subscribers_and_sweeps_do_not() {
+        let set = RevocationSet::new();
+        let mut changes = set.subscribe();
+        assert!(!changes.has_changed().unwrap());
+        set.revoke_token("j1", 200);
+        assert!(changes.has_changed().unwrap());
+        changes.mark_unchanged();
+        set.sweep(100);
+        assert!(!changes.has_changed().unwrap(), "forgetting is not news");
+        set.apply(&event(1, RevocationKind::Session, "s1", 100, 300), 100);
+        assert!(changes.has_changed().unwrap());
+        changes.mark_unchanged();
+        set.revoke_session("s2", 300);
+        assert!(changes.has_changed().unwrap());
+        changes.mark_unchanged();
+        set.revoke_user("u1", 100, 300);
+        assert!(changes.has_changed().unwrap());
     }
 }

@@ -127,6 +127,13 @@ impl Claims {
     /// The token's shape rules (see the module docs), shared by minting and
     /// parsing.
     pub(crate) fn check_shape(&self) -> Result<(), Error> {
+        self.check_shape_of(Text::Unchecked)
+    }
+
+    /// The shape rules, skipping the control-character scans when the
+    /// reader has already seen that every string is printable ASCII.
+    fn check_shape_of(&self, text: Text) -> Result<(), Error> {
+        let has_control = |s: &str| text == Text::Unchecked && has_control(s);
         for (value, name) in [
             (&self.iss, "iss"),
             (&self.sub, "sub"),
@@ -183,7 +190,18 @@ impl Claims {
     }
 }
 
-fn has_control(s: &str) -> bool {
+/// What is known of a claims' strings before the shape rules run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Text {
+    /// Nothing: every string is scanned for control characters.
+    Unchecked,
+    /// Every byte of every string is printable ASCII (0x20..0x7f), seen by
+    /// the fast reader, which also refuses escapes: no string can hold a
+    /// control character, so there is nothing to scan for.
+    PrintableAscii,
+}
+
+pub(crate) fn has_control(s: &str) -> bool {
     // Printable ASCII is the common case: checked eight bytes at a time,
     // with no UTF-8 decoding; anything else takes the exact path.
     if is_printable_ascii(s.as_bytes()) {
@@ -389,17 +407,33 @@ pub(crate) fn parse(payload: &[u8]) -> Result<Claims, Error> {
     // instead of one per string inside the JSON parser.
     let text = std::str::from_utf8(payload)
         .map_err(|_| Error::Malformed("the claims are not valid UTF-8"))?;
-    let raw = match compact::parse(text) {
-        Some(raw) => raw,
-        None => serde_json::from_str(text)
-            .map_err(|_| Error::Malformed("the claims are not a valid JSON object"))?,
+    let (raw, text) = match compact::parse_with_text(text) {
+        Some(read) => read,
+        None => {
+            let malformed = |_| Error::Malformed("the claims are not a valid JSON object");
+            // serde_json skips the members RawClaims does not name without
+            // checking their strings: read the whole text once first.
+            serde_json::from_str::<crate::json::Checked>(text).map_err(malformed)?;
+            let raw = serde_json::from_str(text).map_err(malformed)?;
+            (raw, Text::Unchecked)
+        }
     };
-    raw.into_claims()
+    raw.into_claims(text)
+}
+
+/// The fast reader and serde_json on the same text (for the fuzz target):
+/// `None` when the fast reader declines, else whether serde_json read
+/// exactly the same members. Anything but `Some(false)` is correct.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn compact_reader_agrees(text: &str) -> Option<bool> {
+    let fast = compact::parse(text)?;
+    let slow = serde_json::from_str::<RawClaims<'_>>(text).ok();
+    Some(slow.as_ref() == Some(&fast))
 }
 
 impl RawClaims<'_> {
     /// The claims, after the shape rules of [`Claims::check_shape`].
-    fn into_claims(self) -> Result<Claims, Error> {
+    fn into_claims(self, text: Text) -> Result<Claims, Error> {
         let raw = self;
         let owned = |v: Option<CowStr<'_>>| v.map(|s| s.0.into_owned());
         let required = |v: Option<CowStr<'_>>, name| {
@@ -424,7 +458,7 @@ impl RawClaims<'_> {
             plan: owned(raw.plan),
             permissions: raw.permissions.map(|v| v.0).unwrap_or_default(),
         };
-        claims.check_shape()?;
+        claims.check_shape_of(text)?;
         Ok(claims)
     }
 }
@@ -444,15 +478,21 @@ impl RawClaims<'_> {
 mod compact {
     use std::borrow::Cow;
 
-    use super::{Audience, CowStr, RawClaims, Strings};
+    use super::{Audience, CowStr, RawClaims, Strings, Text};
 
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(super) fn parse(text: &str) -> Option<RawClaims<'_>> {
-        let mut reader = Reader { text, at: 0 };
+        parse_with_text(text).map(|(raw, _)| raw)
+    }
+
+    /// The claims, and whether every string in them was printable ASCII.
+    pub(super) fn parse_with_text(text: &str) -> Option<(RawClaims<'_>, Text)> {
+        let mut reader = Reader::new(text);
         let mut raw = RawClaims::default();
         reader.expect(b'{')?;
+        let mut next = 0;
         loop {
-            let name = reader.string()?;
-            reader.expect(b':')?;
+            let name = reader.member_name(&mut next)?;
             match name {
                 "iss" => set(&mut raw.iss, reader.cow()?)?,
                 "sub" => set(&mut raw.sub, reader.cow()?)?,
@@ -483,20 +523,49 @@ mod compact {
                 _ => return None,
             }
         }
-        (reader.at == text.len()).then_some(raw)
+        let strings = match reader.printable {
+            true => Text::PrintableAscii,
+            false => Text::Unchecked,
+        };
+        (reader.at == text.len()).then_some((raw, strings))
     }
 
     const LOW: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
 
-    /// The bytes of `word` (little-endian) that are `"`, `\\` or below
-    /// 0x20, flagged in their high bit. Borrows only run towards later
-    /// bytes, so the lowest flag is always exact (the only one used).
+    /// The bytes of `word` (little-endian) that are `"`, `\\`, below
+    /// 0x20 or above 0x7e (DEL and every non-ASCII byte), flagged in their
+    /// high bit. Borrows and carries only run towards later bytes, so the
+    /// lowest flag is always exact (the only one used).
     fn specials(word: u64) -> u64 {
         let zero = |x: u64| x.wrapping_sub(LOW) & !x & HIGH;
         let below_space = word.wrapping_sub(LOW * 0x20) & !word & HIGH;
-        zero(word ^ (LOW * u64::from(b'"'))) | zero(word ^ (LOW * u64::from(b'\\'))) | below_space
+        let del_or_high = (word | word.wrapping_add(LOW)) & HIGH;
+        zero(word ^ (LOW * u64::from(b'"')))
+            | zero(word ^ (LOW * u64::from(b'\\')))
+            | below_space
+            | del_or_high
     }
+
+    /// The members in the order Tollgate writes them (the `Serialize` of
+    /// `Claims`), each with its `"name":` bytes.
+    const ORDER: [(&str, &[u8]); 15] = [
+        ("iss", b"\"iss\":"),
+        ("sub", b"\"sub\":"),
+        ("aud", b"\"aud\":"),
+        ("exp", b"\"exp\":"),
+        ("iat", b"\"iat\":"),
+        ("nbf", b"\"nbf\":"),
+        ("jti", b"\"jti\":"),
+        ("client_id", b"\"client_id\":"),
+        ("scope", b"\"scope\":"),
+        ("token_type", b"\"token_type\":"),
+        ("sid", b"\"sid\":"),
+        ("email", b"\"email\":"),
+        ("roles", b"\"roles\":"),
+        ("plan", b"\"plan\":"),
+        ("permissions", b"\"permissions\":"),
+    ];
 
     /// Fills an empty slot; `None` for a member named twice.
     fn set<T>(slot: &mut Option<T>, value: T) -> Option<()> {
@@ -512,12 +581,17 @@ mod compact {
     pub(super) struct Reader<'a> {
         text: &'a str,
         at: usize,
+        /// No string read so far had a byte outside 0x20..0x7f.
+        printable: bool,
     }
 
     impl<'a> Reader<'a> {
-        #[cfg(test)]
         pub(super) fn new(text: &'a str) -> Self {
-            Reader { text, at: 0 }
+            Reader {
+                text,
+                at: 0,
+                printable: true,
+            }
         }
 
         /// The string at the start of the text, if the reader takes it.
@@ -540,6 +614,26 @@ mod compact {
             (self.next()? == byte).then_some(())
         }
 
+        /// A member name and its `:`. The name Tollgate writes next (by
+        /// `ORDER`, position `next`) is recognised by one comparison; any
+        /// other is read as a string. Either way the result is the same.
+        fn member_name(&mut self, next: &mut usize) -> Option<&'a str> {
+            if let Some((name, written)) = ORDER.get(*next)
+                && self.text.as_bytes().get(self.at..)?.starts_with(written)
+            {
+                self.at += written.len();
+                *next += 1;
+                return Some(name);
+            }
+            let name = self.string()?;
+            self.expect(b':')?;
+            *next = ORDER
+                .iter()
+                .position(|(n, _)| *n == name)
+                .map_or(ORDER.len(), |at| at + 1);
+            Some(name)
+        }
+
         /// A string with no escapes and no control characters (which JSON
         /// forbids raw), borrowed from the input.
         fn string(&mut self) -> Option<&'a str> {
@@ -551,8 +645,8 @@ mod compact {
             // backslash the quote found might not end the string: let
             // serde_json do it).
             let mut end = start;
-            // Eight bytes at a time up to the first quote, backslash or
-            // control byte, then byte by byte to judge it.
+            // Eight bytes at a time up to the first quote, backslash,
+            // control or non-ASCII byte, then byte by byte to judge it.
             while let Some(chunk) = bytes.get(end..end + 8) {
                 let word = u64::from_le_bytes(chunk.try_into().ok()?);
                 let found = specials(word);
@@ -566,7 +660,14 @@ mod compact {
                 match *bytes.get(end)? {
                     b'"' => break,
                     b if b < 0x20 || b == b'\\' => return None,
-                    _ => end += 1,
+                    b => {
+                        // DEL or a byte of a multi-byte character: the
+                        // shape rules must look for control characters.
+                        if b > 0x7e {
+                            self.printable = false;
+                        }
+                        end += 1;
+                    }
                 }
             }
             self.at = end + 1;
@@ -623,7 +724,7 @@ mod compact {
 /// The claims as they arrive. Every field rejects `null` and wrong types;
 /// serde's derive rejects a member named twice.
 #[derive(Deserialize, Default)]
-#[cfg_attr(test, derive(Debug, PartialEq))]
+#[cfg_attr(any(test, feature = "fuzzing"), derive(Debug, PartialEq))]
 struct RawClaims<'a> {
     #[serde(borrow, default, deserialize_with = "present")]
     iss: Option<CowStr<'a>>,
@@ -667,7 +768,7 @@ where
 }
 
 /// `aud`: a string or a non-empty array of strings.
-#[cfg_attr(test, derive(Debug, PartialEq))]
+#[cfg_attr(any(test, feature = "fuzzing"), derive(Debug, PartialEq))]
 struct Audience(Vec<String>);
 
 impl<'de> Deserialize<'de> for Audience {
@@ -691,7 +792,7 @@ impl<'de> Deserialize<'de> for Audience {
 }
 
 /// An array of strings, nothing else.
-#[cfg_attr(test, derive(Debug, PartialEq))]
+#[cfg_attr(any(test, feature = "fuzzing"), derive(Debug, PartialEq))]
 struct Strings(Vec<String>);
 
 impl Strings {
@@ -925,6 +1026,32 @@ mod tests {
     }
 
     #[test]
+    fn control_characters_the_fast_reader_lets_through_are_still_refused() {
+        // Raw DEL and C1 controls are legal inside JSON strings and pass the
+        // fast reader; the shape rules must still see them, whichever
+        // string holds them and wherever in it (word or byte part).
+        let text = serde_json::to_string(&parse_json(&user_json()).unwrap()).unwrap();
+        for bad in ["\u{7f}", "\u{85}", "\u{9f}", "long-enough-prefix\u{7f}"] {
+            for field in ["\"u1\"", "\"a@example.com\"", "\"tool:search\"", "\"s1\""] {
+                let value = format!("\"{}{bad}\"", &field[1..field.len() - 1]);
+                let dirty = text.replacen(field, &value, 1);
+                assert!(compact::parse(&dirty).is_some(), "{dirty}");
+                assert_eq!(
+                    parse(dirty.as_bytes()).unwrap_err().code(),
+                    "malformed",
+                    "{dirty}"
+                );
+            }
+        }
+        // Printable non-ASCII text is fine.
+        let accented = text.replacen("\"a@example.com\"", "\"été@exämple.com\"", 1);
+        assert_eq!(
+            parse(accented.as_bytes()).unwrap().email.as_deref(),
+            Some("été@exämple.com")
+        );
+    }
+
+    #[test]
     fn the_compact_reader_takes_what_tollgate_writes() {
         let text = serde_json::to_string(&parse_json(&user_json()).unwrap()).unwrap();
         let fast = compact::parse(&text).expect("Tollgate's own output is compact");
@@ -1100,6 +1227,30 @@ mod tests {
             proptest::collection::vec(string, 0..4)
                 .prop_map(|items| format!("[{}]", items.join(","))),
         ]
+    }
+
+    #[test]
+    fn lone_surrogates_are_malformed_in_members_nobody_reads() {
+        for extra in [
+            r#""x":"\ud800""#,
+            r#""x":["\udfff"]"#,
+            r#""\ud800":1"#,
+            r#""x":{"y":"\udc00"}"#,
+        ] {
+            let text = user_json()
+                .to_string()
+                .replacen('{', &format!("{{{extra},"), 1);
+            assert_eq!(
+                parse(text.as_bytes()).unwrap_err().code(),
+                "malformed",
+                "{text}"
+            );
+        }
+        // A well-formed pair is fine there.
+        let text = user_json()
+            .to_string()
+            .replacen('{', r#"{"x":"\ud83d\ude00","#, 1);
+        assert!(parse(text.as_bytes()).is_ok());
     }
 
     #[test]

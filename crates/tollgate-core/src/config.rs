@@ -133,6 +133,9 @@ pub struct Config {
     pub database_url: Secret,
     /// `TOLLGATE_REDIS_URL`; default none (in-process fan-out).
     pub redis_url: Option<Secret>,
+    /// `TOLLGATE_REDIS_PREFIX`: the namespace of this deployment in Redis;
+    /// default none, meaning [`Config::redis_namespace`]'s derived one.
+    pub redis_prefix: Option<String>,
     /// `TOLLGATE_MASTER_KEY`; default none; required in staging/production.
     pub master_key: Option<Secret>,
     /// `TOLLGATE_CLIENT_ID` (SDK service identity); default none.
@@ -174,6 +177,7 @@ impl Config {
             hmac_secret: None,
             database_url: Secret::from("sqlite://./tollgate-data/tollgate.db"),
             redis_url: None,
+            redis_prefix: None,
             master_key: None,
             client_id: None,
             client_secret: None,
@@ -192,6 +196,23 @@ impl Config {
         self.access_token_ttl
             .max(self.service_token_ttl)
             .saturating_add(self.leeway)
+    }
+
+    /// The namespace of this deployment in Redis: `TOLLGATE_REDIS_PREFIX`
+    /// when set, else `tollgate:` and the first 16 hex digits of the
+    /// issuer's SHA-256. Every key and channel Tollgate puts in Redis starts
+    /// with it, so two deployments (or two tests) on one Redis never see
+    /// each other's notices or counters, while every instance and service
+    /// of one deployment (same issuer) agree on it without configuration.
+    pub fn redis_namespace(&self) -> String {
+        match &self.redis_prefix {
+            Some(prefix) => prefix.clone(),
+            None => {
+                let digest = crate::opaque::digest(self.issuer.as_bytes());
+                let short: String = digest.chars().take(16).collect();
+                format!("tollgate:{short}")
+            }
+        }
     }
 }
 
@@ -1163,6 +1184,7 @@ impl Resolver {
                 .cloned(),
             database_url: self.secret(Setting::DatabaseUrl)?.clone(),
             redis_url: self.secret(Setting::RedisUrl).cloned(),
+            redis_prefix: owned(Setting::RedisPrefix),
             master_key: self.secret(Setting::MasterKey).cloned(),
             client_id: owned(Setting::ClientId),
             client_secret: self.secret(Setting::ClientSecret).cloned(),
@@ -1289,6 +1311,19 @@ mod tests {
         assert!(warnings.is_empty());
         let expected = Config::development();
         assert_eq!(format!("{config:?}"), format!("{expected:?}"));
+    }
+
+    #[test]
+    fn the_redis_namespace_is_the_prefix_or_derived_from_the_issuer() {
+        let config = |text: &str| build(Component::Server, text).into_config().unwrap().0;
+        let a = config("TOLLGATE_ISSUER=http://127.0.0.1:1\n");
+        let b = config("TOLLGATE_ISSUER=http://127.0.0.1:2\n");
+        assert!(a.redis_namespace().starts_with("tollgate:"));
+        assert_eq!(a.redis_namespace().len(), "tollgate:".len() + 16);
+        assert_ne!(a.redis_namespace(), b.redis_namespace());
+        assert_eq!(a.redis_namespace(), a.clone().redis_namespace());
+        let named = config("TOLLGATE_ISSUER=http://127.0.0.1:1\nTOLLGATE_REDIS_PREFIX=acme-prod\n");
+        assert_eq!(named.redis_namespace(), "acme-prod");
     }
 
     #[test]

@@ -17,20 +17,33 @@ use std::borrow::Cow;
 use std::fmt;
 
 use serde::Deserialize;
-use serde::de::{self, IgnoredAny, MapAccess, Visitor};
+use serde::de::{self, MapAccess, Visitor};
+
+use crate::json::Checked;
 
 use crate::encoding::{b64_decode, b64_encode_into};
 use crate::keys::{Algorithm, SigningKey, VerifyingKey};
 use crate::{Error, MAX_TOKEN_BYTES};
 
 /// The three base64url segments of a compact JWS, borrowed from the token.
-#[derive(Debug, Clone, Copy)]
+/// Its `Debug` shows lengths only: the segments are a bearer token.
+#[derive(Clone, Copy)]
 pub(crate) struct Parts<'a> {
     /// `header.payload`, the bytes the signature covers.
     pub signing_input: &'a [u8],
     pub header: &'a [u8],
     pub payload: &'a [u8],
     pub signature: &'a [u8],
+}
+
+impl fmt::Debug for Parts<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Parts")
+            .field("header_len", &self.header.len())
+            .field("payload_len", &self.payload.len())
+            .field("signature_len", &self.signature.len())
+            .finish()
+    }
 }
 
 /// Splits a compact JWS after the size check: exactly three segments, none
@@ -40,18 +53,20 @@ pub(crate) fn split(token: &str) -> Result<Parts<'_>, Error> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(Error::TooLarge);
     }
-    // `str::find` with a char runs memchr, word at a time: this scan is on
-    // every validation's path.
-    let segments = token.find('.').and_then(|first| {
-        let second = first + 1 + token[first + 1..].find('.')?;
-        (!token[second + 1..].contains('.')).then_some((first, second))
+    // This scan is on every validation's path: the memchr crate's SIMD
+    // search, rather than `str::find`'s word-at-a-time one.
+    let token = token.as_bytes();
+    let segments = memchr::memchr(b'.', token).and_then(|first| {
+        let second = first + 1 + memchr::memchr(b'.', &token[first + 1..])?;
+        memchr::memchr(b'.', &token[second + 1..])
+            .is_none()
+            .then_some((first, second))
     });
     let Some((first, second)) = segments else {
         return Err(Error::Malformed(
             "a token has exactly three dot-separated parts",
         ));
     };
-    let token = token.as_bytes();
     let header = &token[..first];
     let payload = &token[first + 1..second];
     let signature = &token[second + 1..];
@@ -83,7 +98,12 @@ pub struct Header {
 /// Parses a base64url header segment under the rules in the module docs.
 pub(crate) fn parse_header(segment: &[u8]) -> Result<Header, Error> {
     let bytes = b64_decode(segment).ok_or(Error::Malformed("the header is not base64url"))?;
-    let raw: RawHeader = serde_json::from_slice(&bytes)
+    // UTF-8 is checked first, over the whole header: serde_json checks the
+    // strings it reads, but skips the ones of ignored members unchecked,
+    // and an invalid byte there is still not a JOSE header (RFC 7515 §4).
+    let text =
+        std::str::from_utf8(&bytes).map_err(|_| Error::Malformed("the header is not UTF-8"))?;
+    let raw: RawHeader = serde_json::from_str(text)
         .map_err(|_| Error::Malformed("the header is not a JSON object"))?;
     if raw.duplicate {
         return Err(Error::Malformed("the header names a member twice"));
@@ -157,7 +177,7 @@ impl<'de> Visitor<'de> for RawHeaderVisitor {
                 "kid" => &mut raw.kid,
                 "typ" => &mut raw.typ,
                 name => {
-                    map.next_value::<IgnoredAny>()?;
+                    map.next_value::<Checked>()?;
                     if seen_other.iter().any(|k| k == name) {
                         raw.duplicate = true;
                     }
@@ -211,11 +231,11 @@ impl<'de> Deserialize<'de> for FieldValue {
                 Ok(FieldValue(Field::Other))
             }
             fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<FieldValue, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                while seq.next_element::<Checked>()?.is_some() {}
                 Ok(FieldValue(Field::Other))
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FieldValue, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                while map.next_entry::<Checked, Checked>()?.is_some() {}
                 Ok(FieldValue(Field::Other))
             }
         }
@@ -224,7 +244,7 @@ impl<'de> Deserialize<'de> for FieldValue {
 }
 
 /// A string borrowed from the input when it has no escapes.
-#[cfg_attr(test, derive(Debug, PartialEq))]
+#[cfg_attr(any(test, feature = "fuzzing"), derive(Debug, PartialEq))]
 pub(crate) struct CowStr<'a>(pub Cow<'a, str>);
 
 impl<'de> Deserialize<'de> for CowStr<'de> {
@@ -423,6 +443,20 @@ mod tests {
         check(r#"["alg"]"#, "malformed");
         check(r#"{"alg":"EdDSA"} x"#, "malformed");
         check("\u{feff}{\"alg\":\"EdDSA\"}", "malformed");
+        // Fuzzing found (fuzz/artifacts, jws_header): invalid UTF-8 inside
+        // a member the parser ignores was accepted, because serde_json
+        // skips ignored strings without checking them.
+        let raw = b"{\"ty0\":\"appliO5Bp5Nm1j\xc2YQrM2PVn8XpIJCE\",\"alg\":\"RS256\",\"x\":0}";
+        assert_eq!(
+            parse_header(crate::encoding::b64_encode(raw).as_bytes()).unwrap_err(),
+            Error::Malformed("the header is not UTF-8")
+        );
+        for text in [
+            r#"{"alg":"EdDSA","x":"\ud800"}"#,
+            r#"{"alg":"EdDSA","x":["\udfff"]}"#,
+        ] {
+            assert_eq!(header(text).unwrap_err().code(), "malformed", "{text}");
+        }
         // JSON escapes are decoded before comparison: "\u0045S256" is "ES256".
         assert_eq!(header(r#"{"alg":"\u0045S256"}"#).unwrap().alg, "ES256");
     }

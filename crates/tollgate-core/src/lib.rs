@@ -22,6 +22,10 @@ pub mod config;
 mod encoding;
 pub mod error;
 pub mod fingerprint;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
+mod json;
 pub mod jws;
 pub mod keys;
 pub mod opaque;

@@ -204,12 +204,24 @@ impl Plans {
             } else {
                 spec.tools.unwrap_or_default()
             };
-            if let Some(bad) = tools
-                .iter()
-                .find(|t| t.is_empty() || t.contains(char::is_whitespace))
-            {
+            // Tools and permissions become the `permissions` claim, whose
+            // strings may hold no control character: a plan the minter
+            // would refuse at every login is refused here instead.
+            if let Some(bad) = tools.iter().find(|t| {
+                t.is_empty() || t.contains(char::is_whitespace) || crate::claims::has_control(t)
+            }) {
                 return Err(Error::Plans(format!(
                     "plan `{name}`: tool name {bad:?} is not valid"
+                )));
+            }
+            if let Some(bad) = spec
+                .permissions
+                .iter()
+                .flatten()
+                .find(|p| p.is_empty() || crate::claims::has_control(p))
+            {
+                return Err(Error::Plans(format!(
+                    "plan `{name}`: permission {bad:?} is not valid"
                 )));
             }
             let mut seen = BTreeSet::new();
@@ -323,6 +335,15 @@ mod tests {
             ("[plans.\"a b\"]\nrate_multiplier = 1", "plan name"),
             ("base_rate_per_minute = 0", "at least 1"),
             ("[plans.pro]\ntools = [\"a b\"]", "not valid"),
+            // Control characters: the minter would refuse every token of
+            // the plan (the `plans` fuzz target's oracle).
+            ("[plans.pro]\ntools = [\"a\\u0001b\"]", "not valid"),
+            ("[plans.pro]\ntools = [\"a\\u007fb\"]", "not valid"),
+            (
+                "[plans.pro]\npermissions = [\"export\\u009b\"]",
+                "not valid",
+            ),
+            ("[plans.pro]\npermissions = [\"\"]", "not valid"),
             ("not toml [", ""),
         ] {
             let err = Plans::from_toml(text).unwrap_err();

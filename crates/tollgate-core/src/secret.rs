@@ -60,6 +60,19 @@ impl From<&str> for Secret {
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&REDACTED, f)
+    }
+}
+
+/// What `Debug` shows in place of a secret: `[redacted]`.
+pub(crate) const REDACTED: Redacted = Redacted;
+
+/// Prints `[redacted]` (without quotes) under `Debug`.
+#[derive(Clone, Copy)]
+pub(crate) struct Redacted;
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("[redacted]")
     }
 }

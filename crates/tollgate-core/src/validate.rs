@@ -21,6 +21,8 @@
 
 use std::collections::HashMap;
 
+use foldhash::fast::RandomState;
+
 use crate::claims::{self, Claims, TokenType};
 use crate::jws;
 use crate::keys::{Algorithm, VerifyingKey, VerifyingKeys};
@@ -159,7 +161,10 @@ pub struct Validator {
     keys: VerifyingKeys,
     /// Each key by the exact header segment Tollgate writes for it (see
     /// [`Validator::verify`]).
-    canonical_headers: HashMap<Box<[u8]>, VerifyingKey>,
+    /// Hashed with foldhash (seeded per process): SipHash was a visible
+    /// part of an HS256 validation, and the set is fixed when the validator
+    /// is built, so a token can only look up, never fill, this map.
+    canonical_headers: HashMap<Box<[u8]>, VerifyingKey, RandomState>,
 }
 
 impl Validator {
@@ -259,10 +264,19 @@ impl Validator {
             return Err(Error::AlgorithmNotAllowed);
         }
         jws::check_key_signature(&parts, key)?;
-        let mut payload = Vec::with_capacity(parts.payload.len() * 3 / 4 + 3);
-        crate::encoding::b64_decode_into(parts.payload, &mut payload)
-            .ok_or(Error::Malformed("the payload is not base64url"))?;
-        claims::parse(&payload)
+        // Tollgate's payloads fit a small stack buffer (no allocation);
+        // larger ones are decoded on the heap.
+        let mut stack = [0u8; 1024];
+        let heap;
+        let payload = match crate::encoding::b64_decode_slice(parts.payload, &mut stack) {
+            Some(len) => &stack[..len],
+            None => {
+                heap = crate::encoding::b64_decode(parts.payload)
+                    .ok_or(Error::Malformed("the payload is not base64url"))?;
+                &heap[..]
+            }
+        };
+        claims::parse(payload)
     }
 
     /// Any other header: parsed strictly, `typ` checked, the key found by

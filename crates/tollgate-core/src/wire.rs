@@ -17,6 +17,30 @@ macro_rules! wire {
         #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         pub struct $name { $($body)* }
     };
+    // A body that carries a token, a password or a secret: its `Debug` is
+    // written by hand (below) and shows those fields as `[redacted]`.
+    (secret $(#[$m:meta])* pub struct $name:ident { $($body:tt)* }) => {
+        $(#[$m])*
+        #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+        pub struct $name { $($body)* }
+    };
+}
+
+/// The `Debug` of a secret-bearing wire body: `[redacted]` for `secret`
+/// fields (or `Some([redacted])` / `None` for optional ones).
+macro_rules! redacted_debug {
+    ($name:ident { $($field:ident),* } secret { $($secret:ident),* } optional { $($opt:ident),* }) => {
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($name))
+                    $(.field(stringify!($field), &self.$field))*
+                    $(.field(stringify!($secret), &crate::secret::REDACTED))*
+                    $(.field(stringify!($opt), &self.$opt.as_ref().map(|_| crate::secret::REDACTED)))*
+                    .finish()
+            }
+        }
+    };
 }
 
 wire! {
@@ -44,6 +68,7 @@ impl ErrorBody {
 }
 
 wire! {
+    secret
     /// A token answer (RFC 6749 §5.1), from `/oauth/token`, login and refresh.
     pub struct TokenResponse {
         /// The access token (a JWS).
@@ -313,6 +338,7 @@ wire! {
 }
 
 wire! {
+    secret
     /// `{email, password}` for register and login.
     pub struct Credentials {
         /// E-mail address.
@@ -333,6 +359,7 @@ wire! {
 }
 
 wire! {
+    secret
     /// `POST /v1/auth/refresh` body.
     pub struct RefreshRequest {
         /// The refresh token to rotate.
@@ -367,6 +394,7 @@ wire! {
 }
 
 wire! {
+    secret
     /// `POST /v1/admin/users` body.
     pub struct CreateUser {
         /// E-mail address.
@@ -433,6 +461,7 @@ wire! {
 }
 
 wire! {
+    secret
     /// `POST /v1/admin/clients` answer; the secret is never shown again.
     pub struct ClientCreated {
         /// Client id.
@@ -513,7 +542,11 @@ wire! {
         pub revocation_endpoint: String,
         /// Grant types.
         pub grant_types_supported: Vec<String>,
-        /// Response types (none: there is no authorization endpoint).
+        /// Response types. Tollgate has no authorization endpoint, so there
+        /// are none, and RFC 8414 §3.2 says a member with zero elements is
+        /// omitted: the member is left out when empty and read as empty
+        /// when absent.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
         pub response_types_supported: Vec<String>,
         /// Client authentication at the token endpoint.
         pub token_endpoint_auth_methods_supported: Vec<String>,
@@ -531,6 +564,12 @@ wire! {
         pub tollgate_fingerprint_endpoint: String,
     }
 }
+
+redacted_debug!(TokenResponse { token_type, expires_in, scope } secret { access_token } optional { refresh_token });
+redacted_debug!(Credentials { email } secret { password } optional {});
+redacted_debug!(RefreshRequest {} secret { refresh_token } optional {});
+redacted_debug!(CreateUser { email, plan, roles } secret { password } optional {});
+redacted_debug!(ClientCreated { client_id, scopes } secret { client_secret } optional {});
 
 #[cfg(test)]
 mod tests {
@@ -571,5 +610,56 @@ mod tests {
         let mut no_sid = Introspection::active(&claims);
         no_sid.sid = None;
         assert_eq!(no_sid.claims().unwrap_err().code(), "missing_claim");
+    }
+
+    #[test]
+    fn debug_never_shows_tokens_passwords_or_secrets() {
+        let secret = "tgr_s3cr3t-value-that-must-not-print";
+        let shown = [
+            format!(
+                "{:?}",
+                TokenResponse {
+                    access_token: secret.into(),
+                    token_type: "Bearer".into(),
+                    expires_in: 900,
+                    refresh_token: Some(secret.into()),
+                    scope: None,
+                }
+            ),
+            format!(
+                "{:?}",
+                Credentials {
+                    email: "a@example.com".into(),
+                    password: secret.into()
+                }
+            ),
+            format!(
+                "{:?}",
+                RefreshRequest {
+                    refresh_token: secret.into()
+                }
+            ),
+            format!(
+                "{:?}",
+                CreateUser {
+                    email: "a@example.com".into(),
+                    password: secret.into(),
+                    plan: None,
+                    roles: None,
+                }
+            ),
+            format!(
+                "{:?}",
+                ClientCreated {
+                    client_id: "worker".into(),
+                    client_secret: secret.into(),
+                    scopes: vec![],
+                }
+            ),
+        ];
+        for text in shown {
+            assert!(!text.contains("s3cr3t"), "{text}");
+            assert!(text.contains("[redacted]"), "{text}");
+        }
     }
 }

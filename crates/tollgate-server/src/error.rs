@@ -74,6 +74,12 @@ pub enum ApiError {
     /// `rotation_not_supported`.
     #[error("keys cannot be rotated with HS256; change TOLLGATE_HMAC_SECRET instead")]
     RotationNotSupported,
+    /// Another process rotated the signing keys at the same moment, twice
+    /// in a row; nothing was changed. 409 `rotation_conflict`.
+    #[error(
+        "another rotation of the signing keys ran at the same moment; nothing was changed, try again"
+    )]
+    RotationConflict,
     /// No such resource or route. 404 `not_found`.
     #[error("not found")]
     NotFound,
@@ -90,9 +96,10 @@ pub enum ApiError {
     /// Wrong `Content-Type`. 415 `unsupported_media_type`.
     #[error("{0}")]
     UnsupportedMediaType(&'static str),
-    /// Too many failed logins for this account or address. 429
-    /// `too_many_attempts` with `Retry-After`.
-    #[error("too many failed attempts; try again later")]
+    /// Too many failed logins for this account or address, or too many
+    /// registrations from this address. 429 `too_many_attempts` with
+    /// `Retry-After`.
+    #[error("too many attempts; try again later")]
     TooManyAttempts {
         /// Seconds to wait.
         retry_after: u64,
@@ -138,6 +145,7 @@ impl ApiError {
             ApiError::UnknownPlan => "unknown_plan",
             ApiError::ClientIdTaken => "client_id_taken",
             ApiError::RotationNotSupported => "rotation_not_supported",
+            ApiError::RotationConflict => "rotation_conflict",
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::PayloadTooLarge => "payload_too_large",
@@ -173,9 +181,10 @@ impl ApiError {
             ApiError::InsufficientScope | ApiError::RegistrationClosed => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::EmailTaken | ApiError::ClientIdTaken | ApiError::RotationNotSupported => {
-                StatusCode::CONFLICT
-            }
+            ApiError::EmailTaken
+            | ApiError::ClientIdTaken
+            | ApiError::RotationNotSupported
+            | ApiError::RotationConflict => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -240,12 +249,19 @@ impl IntoResponse for ApiError {
 
 impl From<StoreError> for ApiError {
     /// Store failures are logged here (their detail never reaches the
-    /// caller). A conflict reaching this conversion was not expected by the
-    /// handler, so it is a bug, not the caller's fault.
+    /// caller). A misconfigured store (a refused connection setting, a
+    /// schema this binary does not know) is no more the caller's fault than
+    /// an unreachable one and nothing was done: 503, logged as an error for
+    /// the operator. A conflict reaching this conversion was not expected by
+    /// the handler, so it is a bug, not the caller's fault.
     fn from(error: StoreError) -> ApiError {
         match error {
             StoreError::Unavailable(_) => {
                 tracing::warn!(error = %error, "store unavailable");
+                ApiError::Unavailable
+            }
+            StoreError::Config(_) => {
+                tracing::error!(error = %error, "store misconfigured");
                 ApiError::Unavailable
             }
             _ => {
@@ -443,6 +459,11 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn rotation_conflict() {
+        check(ApiError::RotationConflict, 409, "rotation_conflict", None).await;
+    }
+
+    #[tokio::test]
     async fn not_found() {
         check(ApiError::NotFound, 404, "not_found", None).await;
     }
@@ -540,5 +561,10 @@ mod tests {
             ApiError::from(StoreError::Corrupt("row".into())),
             ApiError::Internal
         );
+        let misconfigured = ApiError::from(StoreError::Config(
+            "the database schema does not match this Tollgate: /secret/path".into(),
+        ));
+        assert_eq!(misconfigured, ApiError::Unavailable);
+        assert!(!misconfigured.to_string().contains("secret"));
     }
 }

@@ -9,16 +9,20 @@
 //! secret ([`hmac_ring`]).
 //!
 //! Concurrency: two writers (two instances, or the server and the CLI) may
-//! rotate at once; each writes a new active key and demotes the ones it saw.
-//! [`KeyRing::active`] then picks the newest, and every instance converges on
-//! the next reload. No token is ever invalidated early by such a race,
-//! because demoted keys keep verifying for the overlap.
+//! rotate at once. The store keeps at most one active key: of two writes
+//! that each demote the key they read and add their own, the second is
+//! `StoreError::Conflict("key")` and writes nothing. [`rotate`] then reads
+//! the ring again (now with the winner's key) and rotates once more on top
+//! of it; only a second conflict in a row is an error
+//! ([`ServerError::RotationConflict`]). Every instance converges on the
+//! next reload, and no token is invalidated early by a race, because
+//! demoted keys keep verifying for the overlap.
 
 use tollgate_core::keys::seal::{self, MasterKey};
 use tollgate_core::keys::{Algorithm, KeyRing, KeyStatus, ManagedKey};
 use tollgate_core::wire::{KeyInfo, KeyList};
 use tollgate_core::{Secret, UnixTime};
-use tollgate_store::{KeyRecord, Store};
+use tollgate_store::{KeyRecord, Store, StoreError};
 
 use crate::ServerError;
 
@@ -112,7 +116,35 @@ pub async fn generate(alg: Algorithm, now: UnixTime) -> Result<ManagedKey, Serve
 /// Rotates: a new key of `alg` becomes active now, the previous active key
 /// verifies for `overlap` more seconds. Reads the ring fresh from the store
 /// so that a rotation elsewhere is not undone. Returns the new key's id.
+///
+/// When another writer rotated between the read and the write (the store
+/// refuses a second active key), tries once more on top of its key; a
+/// second conflict is [`ServerError::RotationConflict`], with nothing
+/// written.
 pub async fn rotate(
+    store: &dyn Store,
+    master: Option<&MasterKey>,
+    alg: Algorithm,
+    now: UnixTime,
+    overlap: u64,
+) -> Result<String, ServerError> {
+    match rotate_once(store, master, alg, now, overlap).await {
+        Err(ServerError::Store(StoreError::Conflict(_))) => {
+            tracing::info!(
+                "another process rotated the signing keys at the same moment; rotating again on top of its key"
+            );
+            match rotate_once(store, master, alg, now, overlap).await {
+                Err(ServerError::Store(StoreError::Conflict(_))) => {
+                    Err(ServerError::RotationConflict)
+                }
+                other => other,
+            }
+        }
+        other => other,
+    }
+}
+
+async fn rotate_once(
     store: &dyn Store,
     master: Option<&MasterKey>,
     alg: Algorithm,

@@ -28,6 +28,7 @@ mod bootstrap;
 pub mod clock;
 mod error;
 mod extract;
+mod fanout;
 mod input;
 mod keys;
 pub mod keystore;
@@ -35,9 +36,11 @@ mod limits;
 mod metrics;
 mod openapi;
 mod passwords;
+mod redis_link;
 mod request_id;
 mod revocations;
 mod routes;
+mod serve;
 mod state;
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -58,9 +61,11 @@ pub use clock::Clock;
 pub use error::ApiError;
 pub use tokens::{FIRST_PARTY_CLIENT, USER_SCOPES};
 
+use crate::fanout::Fanout;
 use crate::keys::KeyManager;
-use crate::limits::{FailureLimiter, RateLimiter};
+use crate::limits::{FailureCounts, FailureLimiter, RateLimiter, SharedFailureLimiter};
 use crate::passwords::PasswordPool;
+use crate::redis_link::RedisLink;
 use crate::revocations::{Pump, RevocationView};
 use crate::state::{AppState, Shared};
 
@@ -93,6 +98,12 @@ pub enum ServerError {
         /// Why.
         reason: &'static str,
     },
+    /// Another process rotated the signing keys at the same moment, twice
+    /// in a row; nothing was written.
+    #[error(
+        "another rotation of the signing keys ran at the same moment; nothing was changed, try again"
+    )]
+    RotationConflict,
     /// HS256 is configured without `TOLLGATE_HMAC_SECRET`.
     #[error("TOLLGATE_SIGNING_ALG is HS256 but TOLLGATE_HMAC_SECRET is not set")]
     MissingHmacSecret,
@@ -113,6 +124,9 @@ pub enum ServerError {
     /// Password hashing is unusable.
     #[error("password hashing: {0}")]
     Passwords(tollgate_core::Error),
+    /// `TOLLGATE_REDIS_URL` cannot be used (the message never repeats it).
+    #[error("{0}")]
+    Redis(String),
 }
 
 impl ServerError {
@@ -120,6 +134,7 @@ impl ServerError {
     pub(crate) fn into_api(self) -> ApiError {
         match self {
             ServerError::Store(error) => ApiError::from(error),
+            ServerError::RotationConflict => ApiError::RotationConflict,
             other => {
                 tracing::error!(error = %other, "server error");
                 ApiError::Internal
@@ -141,6 +156,10 @@ pub(crate) struct Options {
     pub key_reload_interval: Duration,
     /// Concurrent password hashes.
     pub hash_slots: usize,
+    /// How long a connection may take to send a complete request head.
+    pub header_read_timeout: Duration,
+    /// Registrations per address before each further one must wait.
+    pub registration_limit: u32,
 }
 
 impl Default for Options {
@@ -153,6 +172,8 @@ impl Default for Options {
             hash_slots: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(2),
+            header_read_timeout: serve::HEADER_READ_TIMEOUT,
+            registration_limit: 20,
         }
     }
 }
@@ -198,6 +219,36 @@ impl ServerBuilder {
         self
     }
 
+    /// How long a connection may take to send a complete request head
+    /// before it is closed (default 10 s; slowloris protection).
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.options.header_read_timeout = timeout;
+        self
+    }
+
+    /// Registrations one address may make before each further one must
+    /// wait, doubling from 1 s to 5 min (default 20; forgotten after 15
+    /// quiet minutes).
+    pub fn registration_limit(mut self, attempts: u32) -> Self {
+        self.options.registration_limit = attempts;
+        self
+    }
+
+    /// How often the store is polled for other instances' revocations
+    /// (default 500 ms). With Redis, a notice triggers a poll at once.
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.options.poll_interval = interval;
+        self
+    }
+
+    /// How often keys are reloaded from the store (default 2 s), which
+    /// also paces pruning and purges. With Redis, a rotation notice
+    /// triggers a reload at once.
+    pub fn key_reload_interval(mut self, interval: Duration) -> Self {
+        self.options.key_reload_interval = interval;
+        self
+    }
+
     /// Loads keys, revocations and plans, creates the bootstrap admin, and
     /// binds the listener.
     pub async fn bind(self) -> Result<Server, ServerError> {
@@ -227,6 +278,23 @@ impl ServerBuilder {
             .await
             .map_err(ServerError::Passwords)?;
         bootstrap::admin(&config, store.as_ref(), &plans, now).await?;
+        let link = match &config.redis_url {
+            Some(url) => {
+                let url = url
+                    .expose_str()
+                    .ok_or_else(|| ServerError::Redis("TOLLGATE_REDIS_URL is not text".into()))?;
+                Some(Arc::new(RedisLink::open(url, config.redis_namespace())?))
+            }
+            None => None,
+        };
+        let fanout = link.clone().map(|link| Arc::new(Fanout::new(link)));
+        let failures = |name: &'static str, threshold: u32| -> Box<dyn FailureCounts> {
+            let local = FailureLimiter::new(threshold, 300, 900);
+            match &link {
+                Some(link) => Box::new(SharedFailureLimiter::new(link.clone(), name, local)),
+                None => Box::new(local),
+            }
+        };
         let (stop, shutdown) = watch::channel(false);
         let rate = options.introspection_rate;
         let state = AppState::new(Shared {
@@ -236,10 +304,12 @@ impl ServerBuilder {
             keys,
             revocations,
             pump,
+            fanout,
             plans,
             passwords,
-            account_failures: FailureLimiter::new(5, 300, 900),
-            address_failures: FailureLimiter::new(50, 300, 900),
+            account_failures: failures("account", 5),
+            address_failures: failures("address", 50),
+            registrations: failures("registration", options.registration_limit),
             introspection_rate: RateLimiter::new(rate, rate.saturating_mul(2)),
             metrics: metrics::handle(),
             shutdown,
@@ -312,8 +382,10 @@ impl Server {
         let background = [
             tokio::spawn(pump_loop(state.clone())),
             tokio::spawn(maintenance_loop(state.clone())),
+            tokio::spawn(fanout::subscription_loop(state.clone())),
+            tokio::spawn(fanout::publish_loop(state.clone())),
         ];
-        let app = routes::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let app = routes::router(state.clone());
         let stop = Arc::new(stop);
         let signal = {
             let stop = stop.clone();
@@ -326,14 +398,12 @@ impl Server {
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(%addr, issuer = %state.config.issuer, "tollgate is serving");
         }
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(signal)
-            .await;
+        serve::serve(listener, app, state.options.header_read_timeout, signal).await;
         let _ = stop.send(true);
         for task in background {
             task.abort();
         }
-        served.map_err(ServerError::Io)
+        Ok(())
     }
 }
 
@@ -402,6 +472,7 @@ async fn maintenance_loop(state: AppState) {
             state.revocations.prune(now);
             state.account_failures.prune(now);
             state.address_failures.prune(now);
+            state.registrations.prune(now);
             state.metrics.run_upkeep();
         }
         if ticks.is_multiple_of(300) {

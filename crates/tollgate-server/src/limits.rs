@@ -1,23 +1,55 @@
-//! Request limits kept in memory: login failure back-off and per-caller
-//! request rates.
+//! Request limits: login failure back-off and per-caller request rates.
 //!
-//! [`FailureLimiter`] is the brute-force guard of `/v1/auth/login`: after
-//! `threshold` failures for one key (an account, or an address), each new
-//! attempt must wait `2^(failures - threshold)` seconds after the last
-//! failure, capped at `max_backoff`. It is a soft lock: the real owner waits
-//! at most `max_backoff` (minutes, not hours), and one success clears the
-//! account's count. Failures are forgotten after `window` quiet seconds.
+//! [`FailureLimiter`] is the brute-force guard of `/v1/auth/login` (and of
+//! registration per address): after `threshold` failures for one key (an
+//! account, or an address), each new attempt must wait
+//! `2^(failures - threshold)` seconds after the last failure, capped at
+//! `max_backoff`. It is a soft lock: the real owner waits at most
+//! `max_backoff` (minutes, not hours), and one success clears the account's
+//! count. Failures are forgotten after `window` quiet seconds.
 //!
-//! [`RateLimiter`] is a token bucket per caller (introspection per client).
+//! Where the counts live is the [`FailureCounts`] trait: in this process
+//! ([`FailureLimiter`]), or in Redis when it is configured
+//! ([`SharedFailureLimiter`]), so that N instances behind a load balancer
+//! do not give an attacker N times the attempts. The shared counts follow
+//! the same rule with the same numbers; the keys are SHA-256 digests, so no
+//! e-mail or address is stored in Redis.
 //!
-//! Both are bounded in memory: past `capacity` keys, stale ones are dropped,
-//! and when every key is live the oldest go first.
+//! When Redis cannot be used, the shared limiter **fails safe by counting
+//! in this process** (it always counts here too, so the local counts are
+//! warm): logins keep working and stay limited per instance; the one
+//! warning Redis's link logs says so. Refusing every login while Redis is
+//! down would hand anyone who can disturb Redis a way to lock out every
+//! user, for a guard whose worst case without Redis is N times the
+//! attempts for the length of the outage.
+//!
+//! [`RateLimiter`] is a token bucket per caller (introspection per client),
+//! in memory only.
+//!
+//! In memory, both are bounded: past `capacity` keys, stale ones are
+//! dropped, and when every key is live the oldest go first.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tollgate_core::UnixTime;
+
+use crate::redis_link::RedisLink;
+
+/// Where login (and registration) failures are counted. See the module
+/// docs.
+#[async_trait::async_trait]
+pub(crate) trait FailureCounts: Send + Sync {
+    /// `Err(seconds)` when `key` must wait before trying again.
+    async fn check(&self, key: &str, now: UnixTime) -> Result<(), u64>;
+    /// Counts a failure for `key`.
+    async fn fail(&self, key: &str, now: UnixTime);
+    /// Forgets `key`'s failures (a successful login).
+    async fn clear(&self, key: &str);
+    /// Drops what this process keeps for keys quiet longer than the window.
+    fn prune(&self, now: UnixTime);
+}
 
 struct Failures {
     count: u32,
@@ -52,17 +84,23 @@ impl FailureLimiter {
         (1u64 << exponent).min(self.max_backoff)
     }
 
+    /// `Err(seconds)` when `count` failures, the last at `last`, make the
+    /// next attempt wait at `now`.
+    fn wait(&self, count: u32, last: UnixTime, now: UnixTime) -> Result<(), u64> {
+        let until = last.saturating_add(self.backoff(count));
+        if now < until {
+            return Err(until - now);
+        }
+        Ok(())
+    }
+
     /// `Err(seconds)` when `key` must wait before trying again.
     pub fn check(&self, key: &str, now: UnixTime) -> Result<(), u64> {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         let Some(entry) = entries.get(key) else {
             return Ok(());
         };
-        let until = entry.last.saturating_add(self.backoff(entry.count));
-        if now < until {
-            return Err(until - now);
-        }
-        Ok(())
+        self.wait(entry.count, entry.last, now)
     }
 
     /// Counts a failure for `key`.
@@ -101,6 +139,130 @@ impl FailureLimiter {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         let window = self.window;
         entries.retain(|_, f| now.saturating_sub(f.last) < window);
+    }
+}
+
+#[async_trait::async_trait]
+impl FailureCounts for FailureLimiter {
+    async fn check(&self, key: &str, now: UnixTime) -> Result<(), u64> {
+        FailureLimiter::check(self, key, now)
+    }
+    async fn fail(&self, key: &str, now: UnixTime) {
+        FailureLimiter::fail(self, key, now);
+    }
+    async fn clear(&self, key: &str) {
+        FailureLimiter::clear(self, key);
+    }
+    fn prune(&self, now: UnixTime) {
+        FailureLimiter::prune(self, now);
+    }
+}
+
+/// Counts one failure in Redis: the same rule as [`FailureLimiter::fail`],
+/// atomically, and the hash expires a window after its last failure.
+/// `KEYS[1]` the counter; `ARGV` now, window.
+const FAIL_SCRIPT: &str = r"
+local count = tonumber(redis.call('HGET', KEYS[1], 'count') or '0')
+local last = tonumber(redis.call('HGET', KEYS[1], 'last') or '0')
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+if now - last >= window then count = 0 end
+count = count + 1
+if now > last then last = now end
+redis.call('HSET', KEYS[1], 'count', count, 'last', last)
+redis.call('EXPIRE', KEYS[1], window)
+return count
+";
+
+/// Failure counts shared by every instance through Redis, with the
+/// in-process limiter as the fallback (see the module docs).
+pub(crate) struct SharedFailureLimiter {
+    link: Arc<RedisLink>,
+    /// `failures:<name>:` names this limiter's keys.
+    name: &'static str,
+    /// Counts the same failures in this process, for when Redis is down.
+    local: FailureLimiter,
+    fail_script: redis::Script,
+}
+
+impl SharedFailureLimiter {
+    pub fn new(link: Arc<RedisLink>, name: &'static str, local: FailureLimiter) -> Self {
+        SharedFailureLimiter {
+            link,
+            name,
+            local,
+            fail_script: redis::Script::new(FAIL_SCRIPT),
+        }
+    }
+
+    /// The Redis key of `key`: a digest, so no e-mail or address is stored.
+    fn redis_key(&self, key: &str) -> String {
+        let digest = tollgate_core::opaque::digest(key.as_bytes());
+        self.link.key(&format!("failures:{}:{digest}", self.name))
+    }
+}
+
+#[async_trait::async_trait]
+impl FailureCounts for SharedFailureLimiter {
+    async fn check(&self, key: &str, now: UnixTime) -> Result<(), u64> {
+        let local = self.local.check(key, now);
+        let redis_key = self.redis_key(key);
+        let shared = self
+            .link
+            .call("reading login failures", |mut conn| async move {
+                redis::cmd("HMGET")
+                    .arg(redis_key)
+                    .arg("count")
+                    .arg("last")
+                    .query_async::<(Option<u32>, Option<UnixTime>)>(&mut conn)
+                    .await
+            })
+            .await;
+        let shared = match shared {
+            Some((Some(count), Some(last))) => self.local.wait(count, last, now),
+            _ => Ok(()),
+        };
+        // The longer wait: this process may have counted failures while
+        // Redis was away.
+        match (local, shared) {
+            (Err(a), Err(b)) => Err(a.max(b)),
+            (Err(wait), Ok(())) | (Ok(()), Err(wait)) => Err(wait),
+            (Ok(()), Ok(())) => Ok(()),
+        }
+    }
+
+    async fn fail(&self, key: &str, now: UnixTime) {
+        self.local.fail(key, now);
+        let redis_key = self.redis_key(key);
+        let script = &self.fail_script;
+        let window = self.local.window;
+        self.link
+            .call("counting a login failure", |mut conn| async move {
+                script
+                    .key(redis_key)
+                    .arg(now)
+                    .arg(window)
+                    .invoke_async::<u32>(&mut conn)
+                    .await
+            })
+            .await;
+    }
+
+    async fn clear(&self, key: &str) {
+        self.local.clear(key);
+        let redis_key = self.redis_key(key);
+        self.link
+            .call("clearing login failures", |mut conn| async move {
+                redis::cmd("DEL")
+                    .arg(redis_key)
+                    .query_async::<i64>(&mut conn)
+                    .await
+            })
+            .await;
+    }
+
+    fn prune(&self, now: UnixTime) {
+        self.local.prune(now);
     }
 }
 

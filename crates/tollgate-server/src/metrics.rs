@@ -28,6 +28,11 @@ pub(crate) const REVOCATIONS: &str = "tollgate_revocations_total";
 pub(crate) const REFRESH_REUSE: &str = "tollgate_refresh_reuse_total";
 /// Failed logins.
 pub(crate) const LOGIN_FAILURES: &str = "tollgate_login_failures_total";
+/// Notices published to other instances through Redis, by `kind`
+/// (`revocations`, `keys`).
+pub(crate) const NOTICES_SENT: &str = "tollgate_redis_notices_sent_total";
+/// Notices received from other instances through Redis, by `kind`.
+pub(crate) const NOTICES_RECEIVED: &str = "tollgate_redis_notices_received_total";
 
 /// The process-wide Prometheus handle.
 pub(crate) fn handle() -> PrometheusHandle {

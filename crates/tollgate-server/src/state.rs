@@ -16,8 +16,9 @@ use tollgate_core::{Claims, Expect, UnixTime};
 use tollgate_store::{NewRevocation, RevocationKind, Store};
 
 use crate::clock::Clock;
+use crate::fanout::{Fanout, Notice};
 use crate::keys::{KeyManager, KeySet};
-use crate::limits::{FailureLimiter, RateLimiter};
+use crate::limits::{FailureCounts, RateLimiter};
 use crate::passwords::PasswordPool;
 use crate::revocations::{Pump, RevocationView};
 use crate::{ApiError, metrics};
@@ -39,14 +40,20 @@ pub(crate) struct Shared {
     pub revocations: RevocationView,
     /// Keeps the view and the SSE feed in step with the store.
     pub pump: Pump,
+    /// "Poll now" notices to and from other instances, when Redis is
+    /// configured.
+    pub fanout: Option<Arc<Fanout>>,
     /// Plans, for permissions.
     pub plans: Plans,
     /// argon2 on the blocking pool, bounded.
     pub passwords: PasswordPool,
     /// Failed logins per account (normalised e-mail).
-    pub account_failures: FailureLimiter,
+    pub account_failures: Box<dyn FailureCounts>,
     /// Failed logins per client address.
-    pub address_failures: FailureLimiter,
+    pub address_failures: Box<dyn FailureCounts>,
+    /// Registration attempts per client address (every attempt counts:
+    /// each costs a password hash).
+    pub registrations: Box<dyn FailureCounts>,
     /// Introspection requests per client.
     pub introspection_rate: RateLimiter,
     /// Renders `/metrics`.
@@ -107,8 +114,10 @@ impl AppState {
         result
     }
 
-    /// Makes durable revocations visible at once in this instance and wakes
-    /// the pump to publish them (other instances learn through the store).
+    /// Makes durable revocations visible at once in this instance, wakes
+    /// the pump to publish them, and tells the other instances to poll the
+    /// store now (they would learn through the store anyway, a poll
+    /// interval later).
     pub fn revoked(&self, events: &[RevocationEvent]) {
         self.revocations.apply(events);
         for event in events {
@@ -120,6 +129,15 @@ impl AppState {
             ::metrics::counter!(metrics::REVOCATIONS, "kind" => kind).increment(1);
         }
         self.pump.wake();
+        self.announce(Notice::Revocations);
+    }
+
+    /// Tells the other instances (through Redis, when configured) that the
+    /// store changed. Never waits.
+    pub fn announce(&self, notice: Notice) {
+        if let Some(fanout) = &self.fanout {
+            fanout.announce(notice);
+        }
     }
 
     /// How long a revocation of access tokens must be remembered: until

@@ -40,9 +40,25 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tollgate_core::config::{Config, Environment};
 use tollgate_core::{Secret, UnixTime};
-use tollgate_store::{PostgresStore, SqliteStore, Store, UserUpdate};
+use tollgate_store::{PostgresStore, SqliteStore, Store, StoreError, UserUpdate};
 
 use crate::{Clock, Server, ServerError, accounts};
+
+mod hooked;
+
+/// Runs before every store call the server makes, with the call's method
+/// name (`"save_keys"`, `"find_user_by_email"`, …) and the real store. An
+/// error it returns is the call's answer (the real store is not called);
+/// it may also act on the real store first, as a concurrent process would.
+/// For failures that a real database cannot be made to produce on demand.
+pub type StoreHook = Arc<
+    dyn Fn(
+            &'static str,
+            Arc<dyn Store>,
+        ) -> futures::future::BoxFuture<'static, Result<(), StoreError>>
+        + Send
+        + Sync,
+>;
 
 /// The bootstrap admin's e-mail in every test server.
 pub const ADMIN_EMAIL: &str = "admin@tollgate.test";
@@ -116,6 +132,11 @@ pub struct TestServerBuilder {
     clock: Clock,
     introspection_rate: Option<u32>,
     sse_keep_alive: Option<Duration>,
+    header_read_timeout: Option<Duration>,
+    registration_limit: Option<u32>,
+    store_hook: Option<StoreHook>,
+    poll_interval: Option<Duration>,
+    key_reload_interval: Option<Duration>,
     backend: Backend,
 }
 
@@ -156,6 +177,49 @@ impl TestServerBuilder {
         self
     }
 
+    /// How long a connection may take to send a complete request head.
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.header_read_timeout = Some(timeout);
+        self
+    }
+
+    /// Registrations per address before each further one must wait.
+    pub fn registration_limit(mut self, attempts: u32) -> Self {
+        self.registration_limit = Some(attempts);
+        self
+    }
+
+    /// Puts `hook` in front of every store call of the server (see
+    /// [`StoreHook`]). The test-kit's own helpers use the store directly.
+    pub fn store_hook(mut self, hook: StoreHook) -> Self {
+        self.store_hook = Some(hook);
+        self
+    }
+
+    /// Uses Redis at `url` for fan-out and login limits, with every key
+    /// and channel under `prefix` (make it unique per test).
+    pub fn redis(self, url: &str, prefix: &str) -> Self {
+        let (url, prefix) = (url.to_owned(), prefix.to_owned());
+        self.configure(move |config| {
+            config.redis_url = Some(Secret::from(url.as_str()));
+            config.redis_prefix = Some(prefix);
+        })
+    }
+
+    /// How often the store is polled for other instances' revocations
+    /// (default 500 ms). A test that sets it to hours proves that only a
+    /// Redis notice can explain how fast an instance learnt something.
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = Some(interval);
+        self
+    }
+
+    /// How often keys are reloaded from the store (default 2 s).
+    pub fn key_reload_interval(mut self, interval: Duration) -> Self {
+        self.key_reload_interval = Some(interval);
+        self
+    }
+
     /// Boots the server.
     pub async fn start(self) -> TestServer {
         let data_dir = match self.data_dir {
@@ -187,7 +251,11 @@ impl TestServerBuilder {
             }
             Backend::Postgres { url, .. } => url.clone(),
         });
-        let mut builder = Server::builder(config.clone(), store.shared())
+        let shared = match self.store_hook {
+            Some(hook) => Arc::new(hooked::Hooked::new(store.shared(), hook)) as Arc<dyn Store>,
+            None => store.shared(),
+        };
+        let mut builder = Server::builder(config.clone(), shared)
             .clock(self.clock.clone())
             .listener(listener)
             // Tests run in parallel on few cores; do not let them 503.
@@ -197,6 +265,18 @@ impl TestServerBuilder {
         }
         if let Some(interval) = self.sse_keep_alive {
             builder = builder.sse_keep_alive(interval);
+        }
+        if let Some(timeout) = self.header_read_timeout {
+            builder = builder.header_read_timeout(timeout);
+        }
+        if let Some(attempts) = self.registration_limit {
+            builder = builder.registration_limit(attempts);
+        }
+        if let Some(interval) = self.poll_interval {
+            builder = builder.poll_interval(interval);
+        }
+        if let Some(interval) = self.key_reload_interval {
+            builder = builder.key_reload_interval(interval);
         }
         let server = builder
             .bind()
@@ -269,6 +349,11 @@ impl TestServer {
             clock: Clock::system(),
             introspection_rate: None,
             sse_keep_alive: None,
+            header_read_timeout: None,
+            registration_limit: None,
+            store_hook: None,
+            poll_interval: None,
+            key_reload_interval: None,
             backend: Backend::Sqlite,
         }
     }
@@ -277,6 +362,13 @@ impl TestServer {
     /// schema), configuration (so the same issuer) and clock, on a port of
     /// its own: what a second replica behind a load balancer is.
     pub async fn another_instance(&self) -> TestServer {
+        self.another_instance_builder().start().await
+    }
+
+    /// A builder for [`TestServer::another_instance`], to change its
+    /// intervals or limits before it starts (its configuration is this
+    /// server's; a later [`TestServerBuilder::configure`] changes it).
+    pub fn another_instance_builder(&self) -> TestServerBuilder {
         let config = self.config.clone();
         TestServerBuilder {
             configure: vec![Box::new(move |c: &mut Config| {
@@ -289,10 +381,13 @@ impl TestServer {
             clock: self.clock.clone(),
             introspection_rate: None,
             sse_keep_alive: None,
+            header_read_timeout: None,
+            registration_limit: None,
+            store_hook: None,
+            poll_interval: None,
+            key_reload_interval: None,
             backend: self.backend.clone(),
         }
-        .start()
-        .await
     }
 
     /// The bound address.
@@ -447,6 +542,11 @@ impl TestServer {
             clock: self.clock.clone(),
             introspection_rate: None,
             sse_keep_alive: None,
+            header_read_timeout: None,
+            registration_limit: None,
+            store_hook: None,
+            poll_interval: None,
+            key_reload_interval: None,
             backend: self.backend.clone(),
         }
         .start()

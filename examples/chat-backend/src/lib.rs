@@ -9,24 +9,32 @@
 //! - `GET /api/usage` (any user): the caller's counts per tool;
 //! - `GET /api/admin/usage` (role `admin`): everyone's counts;
 //! - `GET /internal/agents` (service tokens only);
+//! - `GET /ws` (a user; CONTRACT §6): chat and tool calls over WebSocket,
+//!   authenticated and supervised by the SDK's `tollgate_client::ws`;
 //! - `GET /v1/fingerprint` (what this service trusts), `GET /healthz`.
 //!
 //! Everything about tokens goes through `tollgate_client`: this crate never
 //! sees a key or a secret. The state ([`AppState`]) is shared by the REST
-//! routes and, later, the WebSocket: tool permissions, rates and counts are
-//! one [`ToolGate`].
+//! routes and the WebSocket: tool permissions, rates and counts are one
+//! [`ToolGate`]. [`serve`] runs the router with a graceful shutdown that
+//! closes every WebSocket with 1001 first.
 
 mod error;
 mod peer;
 mod rest;
 mod tools;
+mod ws;
 
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::{get, post};
+use tokio::net::TcpListener;
 use tollgate_client::limits::ToolGate;
+use tollgate_client::ws::WsAuth;
 use tollgate_client::{Authenticator, Requirements, ServiceTokenSource};
 
 pub use error::ApiError;
@@ -42,22 +50,43 @@ pub struct AppState {
     /// Where the agents live (this service itself by default), called with
     /// a service token.
     pub peer: Arc<Peer>,
+    /// WebSocket authentication and the live connections.
+    pub ws: WsAuth,
 }
 
 impl AppState {
     /// State over an authenticator, the plans' tool gate, and the peer to
     /// call for agents (`service_tokens` identifies this service to it).
+    /// WebSockets get the SDK's defaults (the tool gate's plans; no
+    /// browser origin allowed) until [`AppState::with_ws`].
     pub fn new(
         auth: Authenticator,
         tools: ToolGate,
         peer_url: String,
         service_tokens: Option<ServiceTokenSource>,
     ) -> AppState {
+        let ws = WsAuth::builder(auth.clone())
+            .plans(tools.plans().clone())
+            .build();
         AppState {
             auth,
             tools: Arc::new(tools),
             peer: Arc::new(Peer::new(peer_url, service_tokens)),
+            ws,
         }
+    }
+
+    /// The same state with these WebSocket rules (origins, query
+    /// parameter, expiry notice…).
+    pub fn with_ws(mut self, ws: WsAuth) -> AppState {
+        self.ws = ws;
+        self
+    }
+}
+
+impl FromRef<AppState> for WsAuth {
+    fn from_ref(state: &AppState) -> WsAuth {
+        state.ws.clone()
     }
 }
 
@@ -82,6 +111,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/agents/status", get(rest::status))
         .route("/api/tools/{tool}", post(rest::call_tool))
         .route("/api/usage", get(rest::usage))
+        .route("/ws", get(ws::connect))
         .merge(admin)
         .merge(internal)
         .fallback(rest::not_found)
@@ -90,4 +120,25 @@ pub fn router(state: AppState) -> Router {
             state.auth.clone(),
         ))
         .merge(health)
+}
+
+/// How long shutting down waits for WebSocket connections to close.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Serves [`router`] on `listener` until `shutdown` completes; then every
+/// WebSocket is closed with 1001 (at most [`SHUTDOWN_GRACE`]) before the
+/// HTTP server drains: axum's graceful shutdown does not wait for upgraded
+/// connections, so without this they would just drop.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let ws = state.ws.clone();
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            ws.shutdown(SHUTDOWN_GRACE).await;
+        })
+        .await
 }

@@ -5,14 +5,20 @@
 //! of the platform: `TOLLGATE_ISSUER`, `TOLLGATE_AUDIENCE`,
 //! `TOLLGATE_CLIENT_ID`/`TOLLGATE_CLIENT_SECRET` (aliases
 //! `SERVICE_ID`/`SERVICE_SECRET`), `TOLLGATE_FEED_DOWN_POLICY`,
-//! `TOLLGATE_PLANS_FILE`, `TOLLGATE_ENV`. Exit status 2 when the
-//! configuration is invalid or the token service cannot be used.
+//! `TOLLGATE_PLANS_FILE`, `TOLLGATE_ENV`, and `TOLLGATE_REDIS_URL` (with
+//! `TOLLGATE_REDIS_PREFIX`): when set, tool rates, usage counts and each
+//! user's WebSocket connection count are shared by every instance through
+//! Redis, under
+//! `<namespace>:chat-backend`; its own: `CHAT_BACKEND_BIND`,
+//! `CHAT_BACKEND_PEER_URL`, `CHAT_BACKEND_ALLOWED_ORIGINS`. Exit status 2
+//! when the configuration is invalid or the token service cannot be used.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::Parser;
-use tollgate_client::limits::{Plans, ToolGate};
+use tollgate_client::limits::{Plans, RedisLimits, ToolGate};
+use tollgate_client::ws::{RedisSlots, WsAuth};
 use tollgate_client::{Authenticator, ServiceTokenSource};
 
 /// A chat backend protected by Tollgate.
@@ -26,15 +32,27 @@ struct Args {
     /// token); default: this service itself.
     #[arg(long, env = "CHAT_BACKEND_PEER_URL")]
     peer_url: Option<String>,
+    /// Browser origins allowed to open WebSockets (comma list, e.g.
+    /// `https://chat.example.com`); `*` for any, in development only.
+    /// Default: any in development, none elsewhere. Clients that send no
+    /// `Origin` (not browsers) are not subject to this list.
+    #[arg(long, env = "CHAT_BACKEND_ALLOWED_ORIGINS", value_delimiter = ',')]
+    allowed_origins: Option<Vec<String>>,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // tungstenite's `trace` prints every WebSocket message, and an
+    // `auth.refresh` carries a token: never above `debug`, whatever
+    // RUST_LOG says.
+    let filter = match "tungstenite=debug".parse() {
+        Ok(directive) => filter.add_directive(directive),
+        Err(_) => filter,
+    };
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
     match run(Args::parse()).await {
@@ -75,12 +93,59 @@ async fn run(args: Args) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}: {e}", args.bind))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let peer_url = args.peer_url.unwrap_or_else(|| format!("http://{local}"));
-    let state = chat_backend::AppState::new(auth, ToolGate::new(plans), peer_url, service_tokens);
+    let mut ws = WsAuth::builder(auth.clone()).plans(plans.clone());
+    let tools = match &config.redis_url {
+        Some(url) => {
+            let url = url.expose_str().ok_or("TOLLGATE_REDIS_URL is not text")?;
+            let prefix = format!("{}:chat-backend", config.redis_namespace());
+            tracing::info!(
+                %prefix,
+                "tool limits, usage and WebSocket connection counts are shared through Redis"
+            );
+            ws = ws.shared_slots(RedisSlots::new(url, prefix.clone()).map_err(|e| e.to_string())?);
+            ToolGate::shared(
+                plans,
+                RedisLimits::new(url, prefix).map_err(|e| e.to_string())?,
+            )
+        }
+        None => ToolGate::new(plans),
+    };
+    let ws = websocket_rules(
+        ws,
+        args.allowed_origins.as_deref(),
+        config.environment.as_str() == "development",
+    )?;
+    let state = chat_backend::AppState::new(auth, tools, peer_url, service_tokens).with_ws(ws);
     tracing::info!(%local, issuer = %config.issuer, "chat-backend listening");
-    axum::serve(listener, chat_backend::router(state))
-        .with_graceful_shutdown(shutdown())
+    chat_backend::serve(listener, state, shutdown())
         .await
         .map_err(|e| e.to_string())
+}
+
+/// The origin rule of CONTRACT §6: any origin only in development.
+fn websocket_rules(
+    mut builder: tollgate_client::ws::WsAuthBuilder,
+    origins: Option<&[String]>,
+    is_development: bool,
+) -> Result<WsAuth, String> {
+    let origins: Vec<&str> = origins
+        .unwrap_or_default()
+        .iter()
+        .map(|o| o.trim())
+        .filter(|o| !o.is_empty())
+        .collect();
+    let any = origins.contains(&"*") || (origins.is_empty() && is_development);
+    if any {
+        if !is_development {
+            return Err("CHAT_BACKEND_ALLOWED_ORIGINS=* is for development only: list the origins allowed to open WebSockets".into());
+        }
+        tracing::warn!("WebSockets accept any browser origin (development)");
+        builder = builder.dangerous_allow_any_origin();
+    }
+    for origin in origins.iter().filter(|o| **o != "*") {
+        builder = builder.allow_origin(origin);
+    }
+    Ok(builder.build())
 }
 
 async fn shutdown() {

@@ -59,11 +59,11 @@ pub(crate) async fn call_tool(
             ApiError::BadRequest("the body must be a JSON object {\"input\": string}")
         })?
     };
-    state.tools.admit(&user, &tool)?;
+    state.tools.admit(&user, &tool).await?;
     let calls = state
         .tools
-        .usage()
-        .of(user.subject())
+        .usage_of(user.subject())
+        .await
         .get(&tool)
         .copied()
         .unwrap_or(0);
@@ -78,14 +78,14 @@ pub(crate) async fn call_tool(
 pub(crate) async fn usage(State(state): State<AppState>, User(user): User) -> Json<Value> {
     Json(json!({
         "user": user.subject(),
-        "usage": state.tools.usage().of(user.subject()),
+        "usage": state.tools.usage_of(user.subject()).await,
     }))
 }
 
 /// `GET /api/admin/usage` (role `admin`, checked by the route's layer).
 pub(crate) async fn all_usage(State(state): State<AppState>, User(admin): User) -> Json<Value> {
     tracing::info!(admin = admin.subject(), "usage report read");
-    Json(json!({ "usage": state.tools.usage().all() }))
+    Json(json!({ "usage": state.tools.usage_all().await }))
 }
 
 /// `GET /internal/agents` (service tokens only, checked by the route's

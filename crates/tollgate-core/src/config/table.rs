@@ -38,6 +38,8 @@ pub enum Setting {
     DatabaseUrl,
     /// `TOLLGATE_REDIS_URL`.
     RedisUrl,
+    /// `TOLLGATE_REDIS_PREFIX`.
+    RedisPrefix,
     /// `TOLLGATE_MASTER_KEY`.
     MasterKey,
     /// `TOLLGATE_CLIENT_ID`.
@@ -294,7 +296,7 @@ const fn alias(name: &'static str) -> Alias {
     }
 }
 
-static SETTINGS: [SettingSpec; 21] = [
+static SETTINGS: [SettingSpec; 22] = [
     SettingSpec {
         setting: Setting::Environment,
         env: "TOLLGATE_ENV",
@@ -464,6 +466,18 @@ static SETTINGS: [SettingSpec; 21] = [
         secret: false,
         development_only: false,
         description: "Redis for fan-out between instances and shared rate limits; none means in-process. Its password is masked when shown.",
+        defaults: UNSET,
+    },
+    SettingSpec {
+        setting: Setting::RedisPrefix,
+        env: "TOLLGATE_REDIS_PREFIX",
+        key: "redis_prefix",
+        flag: Some("redis-prefix"),
+        aliases: &[],
+        kind: Kind::Text,
+        secret: false,
+        development_only: false,
+        description: "The namespace of this deployment's keys and channel in Redis; none means `tollgate:` and a hash of the issuer, so two deployments sharing one Redis never cross.",
         defaults: UNSET,
     },
     SettingSpec {

@@ -1332,16 +1332,28 @@ fn d33_size_and_nesting() {
             format!("A{at_limit}"),
             "token_too_large",
         ),
+        // Decision: members nobody reads are still read whole, every string
+        // checked (D32: serde_json's skipper does not check them), under
+        // serde_json's nesting limit of 128; deeper is malformed, and the
+        // header is judged before the signature.
         row(
             "200-deep array in an unknown header member, attacker-signed",
             f.attacker
                 .token_raw(nested_header.as_bytes(), claims.as_bytes()),
-            "bad_signature",
+            "malformed",
         ),
         row(
             "200-deep array as alg",
             f.ed.token_raw(
                 format!(r#"{{"alg":{},"kid":"ed-1","typ":"at+jwt"}}"#, deep(200)).as_bytes(),
+                claims.as_bytes(),
+            ),
+            "malformed",
+        ),
+        row(
+            "100-deep array as alg",
+            f.ed.token_raw(
+                format!(r#"{{"alg":{},"kid":"ed-1","typ":"at+jwt"}}"#, deep(100)).as_bytes(),
                 claims.as_bytes(),
             ),
             "algorithm_not_allowed",
@@ -1354,16 +1366,28 @@ fn d33_size_and_nesting() {
             ),
             "malformed",
         ),
-        // Decision: an unknown claim is skipped (RFC 7519 §4), by serde_json's
-        // iterative skipper, so depth costs no stack and the 8 KiB cap
-        // bounds the work. Only a trusted key can get it this far.
+        // Decision: an unknown claim is ignored (RFC 7519 §4) but read whole,
+        // as above: up to serde_json's nesting limit (128, so bounded stack),
+        // deeper is malformed. Only a trusted key can get it this far.
+        row(
+            "100-deep array in an unknown claim, signed by our key",
+            f.ed.token_raw(
+                f.ed.header().to_string().as_bytes(),
+                claims_text_replacing(
+                    "\"client_id\"",
+                    &format!("\"x\":{},\"client_id\"", deep(100)),
+                )
+                .as_bytes(),
+            ),
+            "ok",
+        ),
         row(
             "200-deep array in an unknown claim, signed by our key",
             f.ed.token_raw(
                 f.ed.header().to_string().as_bytes(),
                 nested_claims.as_bytes(),
             ),
-            "ok",
+            "malformed",
         ),
     ]);
 }

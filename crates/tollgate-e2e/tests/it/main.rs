@@ -8,3 +8,4 @@ mod outage;
 mod revocation;
 mod sdk;
 mod support;
+mod websocket;

@@ -223,6 +223,7 @@ pub(crate) async fn rotate_keys(
     AdminAuth(admin): AdminAuth,
 ) -> Result<axum::Json<Rotated>, ApiError> {
     let kid = state.keys.rotate(state.now()).await?;
+    state.announce(crate::fanout::Notice::Keys);
     tracing::info!(kid, by = %admin.sub, "keys rotated through the API");
     Ok(axum::Json(Rotated { kid }))
 }

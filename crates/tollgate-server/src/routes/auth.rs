@@ -5,6 +5,9 @@
 //! an unknown e-mail, a wrong password and a disabled user get the same
 //! answer after the same work (a verify against a real or dummy hash);
 //! failures are limited per account and per address with a soft back-off.
+//! Registrations are limited per address the same way, counting every
+//! attempt (each costs a hash); a taken e-mail is answered exactly like a
+//! free one, so registration does not tell who has an account.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -25,25 +28,58 @@ use crate::{ApiError, input, metrics};
     responses((status = 201, body = Registered),
               (status = 400, description = "invalid_email, weak_password, invalid_request", body = ErrorBody),
               (status = 403, description = "registration_closed", body = ErrorBody),
-              (status = 409, description = "email_taken", body = ErrorBody),
+              (status = 429, description = "too_many_attempts from this address, with Retry-After", body = ErrorBody),
               (status = 503, description = "overloaded or the store is down", body = ErrorBody)))]
 pub(crate) async fn register(
     State(state): State<AppState>,
+    Peer(peer): Peer,
     Json(body): Json<Credentials>,
 ) -> Result<(StatusCode, axum::Json<Registered>), ApiError> {
     if !state.config.registration_open {
         return Err(ApiError::RegistrationClosed);
     }
+    let address = address_key(peer);
+    let now = state.now();
+    state
+        .registrations
+        .check(&address, now)
+        .await
+        .map_err(|retry_after| ApiError::TooManyAttempts { retry_after })?;
+    // Counted before the work, successful or not.
+    state.registrations.fail(&address, now).await;
     let user = accounts::check_new_user(&state.plans, &body.email, &body.password, None, None)?;
-    let user = new_user(&state, user, body.password).await?;
-    tracing::info!(sub = %user.id, "user registered");
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(Registered {
-            user_id: user.id,
-            email: user.email,
-        }),
-    ))
+    let email = user.email.clone();
+    let registered = match new_user(&state, user, body.password).await {
+        Ok(user) => {
+            tracing::info!(sub = %user.id, "user registered");
+            Registered {
+                user_id: user.id,
+                email: user.email,
+            }
+        }
+        // A taken e-mail gets the answer of a free one, after the same
+        // work (the hash came first), with an id that names no account: the
+        // endpoint cannot be used to learn who has an account. The owner's
+        // password is untouched. The admin API still says `email_taken`.
+        Err(ApiError::EmailTaken) => {
+            tracing::info!("registration of a taken e-mail answered as a new one");
+            Registered {
+                user_id: uuid::Uuid::new_v4().to_string(),
+                email,
+            }
+        }
+        Err(other) => return Err(other),
+    };
+    Ok((StatusCode::CREATED, axum::Json(registered)))
+}
+
+/// The limiter key of a client address (the TCP peer: forwarded-for
+/// headers are not trusted).
+fn address_key(peer: Option<std::net::IpAddr>) -> String {
+    format!(
+        "address:{}",
+        peer.map(|ip| ip.to_string()).unwrap_or_default()
+    )
 }
 
 /// Hashes the password on the bounded pool and stores the user.
@@ -73,17 +109,15 @@ pub(crate) async fn login(
     // a dummy verify so the answer says nothing.
     let email = input::email(&body.email).unwrap_or_default();
     let account = format!("account:{email}");
-    let address = format!(
-        "address:{}",
-        peer.map(|ip| ip.to_string()).unwrap_or_default()
+    let address = address_key(peer);
+    let (by_account, by_address) = tokio::join!(
+        state.account_failures.check(&account, now),
+        state.address_failures.check(&address, now),
     );
-    let wait = [
-        state.account_failures.check(&account, now).err(),
-        state.address_failures.check(&address, now).err(),
-    ]
-    .into_iter()
-    .flatten()
-    .max();
+    let wait = [by_account.err(), by_address.err()]
+        .into_iter()
+        .flatten()
+        .max();
     if let Some(retry_after) = wait {
         return Err(ApiError::TooManyAttempts { retry_after });
     }
@@ -101,13 +135,15 @@ pub(crate) async fn login(
         Some(user) if verified.matched && !user.disabled => user,
         _ => {
             let now = state.now();
-            state.account_failures.fail(&account, now);
-            state.address_failures.fail(&address, now);
+            tokio::join!(
+                state.account_failures.fail(&account, now),
+                state.address_failures.fail(&address, now),
+            );
             ::metrics::counter!(metrics::LOGIN_FAILURES).increment(1);
             return Err(ApiError::InvalidCredentials);
         }
     };
-    state.account_failures.clear(&account);
+    state.account_failures.clear(&account).await;
     if let Some(phc) = verified.rehash {
         // Best effort: the login succeeds either way.
         if let Err(error) = state.store.set_password_hash(&user.id, &phc).await {

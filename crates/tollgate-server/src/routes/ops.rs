@@ -26,6 +26,13 @@ pub(crate) struct Checks {
     store: &'static str,
     /// The revocation view was read from the store recently.
     revocations: &'static str,
+    /// Redis (only when `TOLLGATE_REDIS_URL` is set): `ok` when this
+    /// instance is subscribed to the other instances' notices and Redis
+    /// answers, else `down`. While it is down the instance still serves
+    /// correctly (it polls the store and counts login failures alone), but
+    /// it is not the deployment that was configured, so it is not ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redis: Option<&'static str>,
 }
 
 /// `GET /healthz`: the process answers.
@@ -45,12 +52,17 @@ pub(crate) async fn healthz() -> axum::Json<Health> {
 pub(crate) async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let store = state.store.ping().await.is_ok();
     let revocations = state.revocations.is_current();
-    let ready = store && revocations;
+    let redis = match &state.fanout {
+        Some(fanout) => Some(fanout.is_healthy().await),
+        None => None,
+    };
+    let ready = store && revocations && redis.unwrap_or(true);
     let body = Health {
         status: if ready { "ready" } else { "unavailable" },
         checks: Some(Checks {
             store: if store { "ok" } else { "down" },
             revocations: if revocations { "ok" } else { "stale" },
+            redis: redis.map(|up| if up { "ok" } else { "down" }),
         }),
     };
     let status = if ready {

@@ -1,8 +1,10 @@
 //! Register, login, me, sessions, and login safety: one answer for every
-//! failure, back-off per account and per address, bounded hashing.
+//! failure, back-off per account and per address, bounded hashing, and
+//! registrations limited per address.
 
 use crate::common::{Api, PASSWORD};
 use serde_json::json;
+use tollgate_server::Clock;
 use tollgate_server::testkit::TestServer;
 
 fn credentials(email: &str, password: &str) -> serde_json::Value {
@@ -22,13 +24,29 @@ async fn register_login_me_and_sessions() {
     registered.expect(201, None);
     assert_eq!(registered.body["email"], "ann@example.com");
     let user_id = registered.str("user_id");
+    // A taken e-mail: the same answer as a free one, another id, and the
+    // owner's account untouched (no enumeration, SECURITY.md G).
+    let again = api
+        .post_json(
+            "/v1/auth/register",
+            None,
+            &credentials("ann@example.com", "another long password"),
+        )
+        .await;
+    again.expect(201, None);
+    assert_eq!(again.body["email"], "ann@example.com");
+    assert_ne!(again.str("user_id"), user_id);
+    assert_eq!(
+        again.body.as_object().map(|o| o.len()),
+        registered.body.as_object().map(|o| o.len())
+    );
     api.post_json(
-        "/v1/auth/register",
+        "/v1/auth/login",
         None,
-        &credentials("ann@example.com", PASSWORD),
+        &credentials("ann@example.com", "another long password"),
     )
     .await
-    .expect(409, Some("email_taken"));
+    .expect(401, Some("invalid_credentials"));
     api.post_json(
         "/v1/auth/register",
         None,
@@ -169,7 +187,9 @@ async fn unknown_email_wrong_password_and_disabled_user_get_one_answer() {
 
 #[tokio::test]
 async fn repeated_failures_back_off_per_account_without_locking_the_owner_out_for_long() {
-    let api = Api::start().await;
+    // A manual clock: the back-off is whole seconds, so a run crossing a
+    // second boundary on the system clock would see a lock end early.
+    let api = Api::with(TestServer::builder().clock(Clock::manual(Clock::system_now()))).await;
     api.user("locked@example.com").await;
     for _ in 0..5 {
         api.post_json(
@@ -207,7 +227,7 @@ async fn repeated_failures_back_off_per_account_without_locking_the_owner_out_fo
 
 #[tokio::test]
 async fn repeated_failures_back_off_per_address() {
-    let api = Api::start().await;
+    let api = Api::with(TestServer::builder().clock(Clock::manual(Clock::system_now()))).await;
     api.user("victim@example.com").await;
     let mut limited = false;
     for i in 0..60 {
@@ -314,4 +334,55 @@ async fn many_parallel_logins_are_bounded_and_health_is_unaffected() {
         outcomes.iter().any(|(s, _)| *s == 503),
         "200 simultaneous logins were all hashed at once"
     );
+}
+
+#[tokio::test]
+async fn registrations_are_limited_per_address_with_retry_after() {
+    let clock = Clock::manual(Clock::system_now());
+    let api = Api::with(
+        TestServer::builder()
+            .clock(clock.clone())
+            .registration_limit(3),
+    )
+    .await;
+    // Every attempt counts, refused ones too (each costs a hash or says
+    // whether an address is taken).
+    register(&api, "first@example.com", PASSWORD)
+        .await
+        .expect(201, None);
+    register(&api, "second@example.com", "short")
+        .await
+        .expect(400, Some("weak_password"));
+    register(&api, "first@example.com", PASSWORD)
+        .await
+        .expect(201, None);
+    let limited = register(&api, "third@example.com", PASSWORD).await;
+    limited.expect(429, Some("too_many_attempts"));
+    let wait: u64 = limited.header("retry-after").parse().unwrap();
+    assert!((1..=300).contains(&wait), "{wait}");
+    // Nothing was created, and logins from the same address still work.
+    assert!(
+        api.server
+            .store()
+            .find_user_by_email("third@example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    api.login("first@example.com", PASSWORD).await;
+    // After the wait, registering works again; each further attempt waits
+    // twice as long.
+    clock.advance(wait);
+    register(&api, "third@example.com", PASSWORD)
+        .await
+        .expect(201, None);
+    let again = register(&api, "fourth@example.com", PASSWORD).await;
+    again.expect(429, Some("too_many_attempts"));
+    let longer: u64 = again.header("retry-after").parse().unwrap();
+    assert!(longer > wait, "{longer} after {wait}");
+}
+
+async fn register(api: &Api, email: &str, password: &str) -> crate::common::Answer {
+    api.post_json("/v1/auth/register", None, &credentials(email, password))
+        .await
 }

@@ -32,6 +32,9 @@ async fn metadata_names_every_endpoint_under_the_exact_issuer() {
         meta["token_signing_alg_values_supported"],
         serde_json::json!(["EdDSA"])
     );
+    // RFC 8414 §3.2: no authorization endpoint, so no response types, and a
+    // member with zero elements is omitted rather than sent as `[]`.
+    assert!(meta.get("response_types_supported").is_none(), "{meta}");
     assert!(
         meta["token_endpoint_auth_methods_supported"]
             .as_array()

@@ -16,7 +16,7 @@ use tollgate_server::testkit::{TestServer, TestServerBuilder};
 
 use crate::common::{Api, PASSWORD};
 
-async fn postgres_url() -> &'static str {
+pub(crate) async fn postgres_url() -> &'static str {
     static URL: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
     URL.get_or_init(|| async {
         if let Ok(url) = std::env::var("TOLLGATE_TEST_POSTGRES_URL") {
@@ -41,7 +41,7 @@ async fn postgres_url() -> &'static str {
 }
 
 /// Runs `body` with a builder on a fresh Postgres schema, dropped afterwards.
-async fn on_postgres<F, Fut>(body: F)
+pub(crate) async fn on_postgres<F, Fut>(body: F)
 where
     F: FnOnce(TestServerBuilder) -> Fut,
     Fut: Future<Output = ()>,
@@ -65,7 +65,7 @@ where
 }
 
 /// Polls `check` until it holds, for at most five seconds.
-async fn eventually<F, Fut>(what: &str, mut check: F)
+pub(crate) async fn eventually<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
@@ -79,12 +79,12 @@ where
     panic!("{what} never happened");
 }
 
-fn kid(token: &str) -> String {
+pub(crate) fn kid(token: &str) -> String {
     let (header, _) = tollgate_core::jws::dangerous::insecure_decode(token).unwrap();
     header["kid"].as_str().unwrap().to_owned()
 }
 
-async fn instances_converge(builder: TestServerBuilder) {
+pub(crate) async fn instances_converge(builder: TestServerBuilder) {
     let a = Api::with(builder).await;
     let b = Api {
         server: a.server.another_instance().await,

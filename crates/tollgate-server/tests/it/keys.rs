@@ -1,12 +1,14 @@
-//! Key rotation and retirement, rotation by another process, and what a
-//! restart keeps.
+//! Key rotation and retirement, rotation by another process (also racing
+//! the server's own), and what a restart keeps.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::common::{Api, PASSWORD};
 use serde_json::json;
 use tollgate_core::keys::Algorithm;
-use tollgate_server::testkit::TestServer;
+use tollgate_server::testkit::{StoreHook, TestServer};
 use tollgate_server::{Clock, keystore};
 
 fn kid(token: &str) -> String {
@@ -185,4 +187,111 @@ async fn changing_the_algorithm_rotates_and_keeps_old_tokens_valid() {
     assert_eq!(header["alg"], "ES256");
     assert!(api.is_active(&introspector, &old).await);
     assert!(api.is_active(&introspector, &new).await);
+}
+
+/// A hook that, for the next `races` writes of signing keys by the server,
+/// first rotates the keys in the real store itself: another process (an
+/// instance, `tollgate keys rotate`) winning the race between the server's
+/// read of the ring and its write.
+fn racing_rotations(races: Arc<AtomicUsize>, competitors: Arc<Mutex<Vec<String>>>) -> StoreHook {
+    Arc::new(move |method, store| {
+        let races = races.clone();
+        let competitors = competitors.clone();
+        Box::pin(async move {
+            let armed = races
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+            if method == "save_keys" && armed {
+                let kid = keystore::rotate(
+                    store.as_ref(),
+                    None,
+                    Algorithm::EdDSA,
+                    Clock::system_now(),
+                    65,
+                )
+                .await
+                .unwrap();
+                competitors.lock().unwrap().push(kid);
+            } else if armed {
+                // Not a key write: put the race back for the next one.
+                races.fetch_add(1, Ordering::SeqCst);
+            }
+            Ok(())
+        })
+    })
+}
+
+/// (kid, status) of every key as stored.
+async fn keys_by_status(api: &Api) -> Vec<(String, String)> {
+    let keys = api.server.store().list_keys().await.unwrap();
+    keys.into_iter().map(|k| (k.kid, k.status)).collect()
+}
+
+#[tokio::test]
+async fn a_rotation_that_loses_a_race_is_retried_on_top_of_the_winner() {
+    let races = Arc::new(AtomicUsize::new(0));
+    let competitors = Arc::new(Mutex::new(Vec::new()));
+    let api = Api::with(
+        TestServer::builder().store_hook(racing_rotations(races.clone(), competitors.clone())),
+    )
+    .await;
+    let admin = api.admin_token().await;
+    let first = jwks_kids(&api).await;
+    races.store(1, Ordering::SeqCst);
+    let answer = api.post_empty("/v1/admin/keys/rotate", Some(&admin)).await;
+    answer.expect(200, None);
+    let ours = answer.str("kid");
+    let competitor = competitors.lock().unwrap().clone();
+    assert_eq!(competitor.len(), 1, "the race did not happen");
+    assert_ne!(ours, competitor[0]);
+    // One active key, ours; the first key and the winner's still verify.
+    let keys = keys_by_status(&api).await;
+    let active: Vec<_> = keys.iter().filter(|(_, s)| s == "active").collect();
+    assert_eq!(
+        active,
+        vec![&(ours.clone(), "active".to_owned())],
+        "{keys:?}"
+    );
+    for kid in first.iter().chain(competitor.iter()) {
+        assert!(
+            keys.contains(&(kid.clone(), "verify_only".to_owned())),
+            "{kid} in {keys:?}"
+        );
+    }
+    let token = api
+        .login("admin@tollgate.test", PASSWORD)
+        .await
+        .str("access_token");
+    assert_eq!(kid(&token), ours);
+}
+
+#[tokio::test]
+async fn two_lost_rotation_races_in_a_row_answer_409_and_change_nothing() {
+    let races = Arc::new(AtomicUsize::new(0));
+    let competitors = Arc::new(Mutex::new(Vec::new()));
+    let api = Api::with(
+        TestServer::builder().store_hook(racing_rotations(races.clone(), competitors.clone())),
+    )
+    .await;
+    let admin = api.admin_token().await;
+    races.store(2, Ordering::SeqCst);
+    api.post_empty("/v1/admin/keys/rotate", Some(&admin))
+        .await
+        .expect(409, Some("rotation_conflict"));
+    let competitor = competitors.lock().unwrap().clone();
+    assert_eq!(competitor.len(), 2, "the races did not happen");
+    // The store holds the other process's key as the one active key, and
+    // none of ours.
+    let keys = keys_by_status(&api).await;
+    let active: Vec<_> = keys.iter().filter(|(_, s)| s == "active").collect();
+    assert_eq!(
+        active,
+        vec![&(competitor[1].clone(), "active".to_owned())],
+        "{keys:?}"
+    );
+    assert_eq!(keys.len(), 3, "{keys:?}");
+    // A later rotation works.
+    api.post_empty("/v1/admin/keys/rotate", Some(&admin))
+        .await
+        .expect(200, None);
 }

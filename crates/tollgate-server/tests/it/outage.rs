@@ -1,10 +1,14 @@
 //! The database goes away: revoking and introspecting answer 503 (never a
 //! 200 before the revocation is durable, never a false `active`), readiness
-//! says so, liveness does not.
+//! says so, liveness does not. A misconfigured store is a 503 too.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::common::{Api, PASSWORD};
+use tollgate_server::testkit::{StoreHook, TestServer};
+use tollgate_store::StoreError;
 
 #[tokio::test]
 async fn with_the_store_cut_revoke_and_introspect_answer_503() {
@@ -72,4 +76,52 @@ async fn with_the_store_cut_revoke_and_introspect_answer_503() {
     api.get("/v1/auth/me", Some(&access))
         .await
         .expect(200, None);
+}
+
+#[tokio::test]
+async fn a_misconfigured_store_answers_503_not_500() {
+    // A real database cannot be made to refuse its configuration on demand
+    // in the middle of a run, so a hook answers what sqlx's configuration
+    // errors become (`StoreError::Config`) for the calls of a login and of
+    // client authentication.
+    let misconfigured = Arc::new(AtomicBool::new(false));
+    let hook: StoreHook = {
+        let misconfigured = misconfigured.clone();
+        Arc::new(move |method, _| {
+            let refuse = misconfigured.load(Ordering::SeqCst)
+                && matches!(method, "find_user_by_email" | "find_client");
+            Box::pin(async move {
+                if refuse {
+                    Err(StoreError::Config("synchronous is not FULL".to_owned()))
+                } else {
+                    Ok(())
+                }
+            })
+        })
+    };
+    let api = Api::with(TestServer::builder().store_hook(hook)).await;
+    let (id, secret) = api.client("svc-misconfigured", &[]).await;
+    api.login("admin@tollgate.test", PASSWORD).await;
+    misconfigured.store(true, Ordering::SeqCst);
+
+    let login = api
+        .post_json(
+            "/v1/auth/login",
+            None,
+            &serde_json::json!({"email": "admin@tollgate.test", "password": PASSWORD}),
+        )
+        .await;
+    login.expect(503, Some("temporarily_unavailable"));
+    assert_eq!(login.header("retry-after"), "1");
+    assert!(!login.text.contains("synchronous"), "{}", login.text);
+    api.post_form(
+        "/oauth/token",
+        Some((&id, &secret)),
+        &[("grant_type", "client_credentials")],
+    )
+    .await
+    .expect(503, Some("temporarily_unavailable"));
+
+    misconfigured.store(false, Ordering::SeqCst);
+    api.login("admin@tollgate.test", PASSWORD).await;
 }

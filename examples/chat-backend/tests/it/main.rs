@@ -3,42 +3,71 @@
 //! real validation path).
 
 mod rest;
+mod scaled;
+mod ws;
 
+use tokio::sync::oneshot;
 use tollgate_client::ServiceTokenSource;
 use tollgate_client::limits::{Plans, ToolGate};
 use tollgate_client::testing::TestIssuer;
+use tollgate_client::ws::{WsAuth, WsAuthBuilder};
 
 /// A running backend trusting `issuer`.
 pub struct Backend {
     pub url: String,
     pub issuer: TestIssuer,
     pub http: reqwest::Client,
+    /// Starts the backend's graceful shutdown (as SIGTERM does).
+    shutdown: Option<oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<()>,
 }
 
 impl Backend {
     pub async fn start() -> Backend {
-        let issuer = TestIssuer::new();
+        Backend::start_with(|rules| rules).await
+    }
+
+    /// A backend whose WebSocket rules `rules` adjusts.
+    pub async fn start_with(rules: impl FnOnce(WsAuthBuilder) -> WsAuthBuilder) -> Backend {
+        Backend::start_custom(TestIssuer::new(), ToolGate::new(Plans::builtin()), rules).await
+    }
+
+    /// A backend trusting `issuer`, with `tools` as its tool gate.
+    pub async fn start_custom(
+        issuer: TestIssuer,
+        tools: ToolGate,
+        rules: impl FnOnce(WsAuthBuilder) -> WsAuthBuilder,
+    ) -> Backend {
         let auth = issuer.authenticator_named("api", "chat-backend");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let tokens =
             ServiceTokenSource::from_test_issuer(&issuer, "chat-backend", "agents:read", 300);
-        let state = chat_backend::AppState::new(
-            auth,
-            ToolGate::new(Plans::builtin()),
-            url.clone(),
-            Some(tokens),
-        );
-        tokio::spawn(async move {
-            axum::serve(listener, chat_backend::router(state))
-                .await
-                .unwrap();
+        let ws: WsAuth = rules(WsAuth::builder(auth.clone())).build();
+        let state = chat_backend::AppState::new(auth, tools, url.clone(), Some(tokens)).with_ws(ws);
+        let (shutdown, signal) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            chat_backend::serve(listener, state, async {
+                let _ = signal.await;
+            })
+            .await
+            .unwrap();
         });
         Backend {
             url,
             issuer,
             http: reqwest::Client::new(),
+            shutdown: Some(shutdown),
+            server,
         }
+    }
+
+    /// Shuts the backend down gracefully and waits until it has stopped.
+    pub async fn shut_down(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        (&mut self.server).await.unwrap();
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {

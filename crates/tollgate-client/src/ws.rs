@@ -1,0 +1,1152 @@
+//! WebSocket authentication for axum services (feature `ws`, CONTRACT §6).
+//!
+//! [`WsAuth`] holds the rules (requirements, plans, allowed origins, where
+//! a token may come from) and the live connections. [`AuthenticatedUpgrade`]
+//! is the handshake extractor; [`Connection`] is what the service's handler
+//! gets once the socket is open:
+//!
+//! ```rust,ignore
+//! async fn ws(upgrade: AuthenticatedUpgrade) -> Response {
+//!     upgrade.on_upgrade(|mut conn| async move {
+//!         while let Some(message) = conn.recv().await {
+//!             // `message` is a JSON object with a "type" other than auth.*
+//!             let _ = conn.send(json!({"type": "echo", "got": message})).await;
+//!         }
+//!     })
+//! }
+//! ```
+//!
+//! **The handshake** (nothing is upgraded unless all of it passes): the
+//! `Origin` of a browser must be allowed (403 `origin_not_allowed`; a
+//! handshake without `Origin` is not from a browser and is not subject to
+//! this rule); exactly one token, from `Authorization: Bearer`, a
+//! `Sec-WebSocket-Protocol` entry `jwt.<t>` or `jwt-auth.<t>`, or the query
+//! parameter when one is configured (none by default: URLs end up in logs);
+//! the token is judged by the [`Authenticator`] (401 with an RFC 6750
+//! challenge) and must meet the [`Requirements`] (403); the user's plan
+//! must leave a connection free (403 `connection_limit`). The answer
+//! selects the first offered protocol that carries no token, else the
+//! token-carrying one (browsers fail a handshake whose answer names no
+//! protocol they offered).
+//!
+//! **A live connection** is supervised beside the handler, in the same
+//! task: before the token expires the client gets `{"type":
+//! "auth.expiring", "expires_at": <unix>}` and may answer `{"type":
+//! "auth.refresh", "access_token": "<new>"}` (judged like a handshake
+//! token, same `sub` required) → `{"type": "auth.refreshed", "expires_at":
+//! <unix>}`, or `{"type": "error", "code": …}` with the old expiry kept. At
+//! expiry the connection closes with 4401 `token_expired`. Whenever the
+//! authenticator learns a revocation, every connection rechecks its current
+//! token in memory and closes with 4403 `token_revoked` if it is hit — no
+//! connection polls the token service. Messages over 64 KiB close with 1009,
+//! text that is not a JSON object with a string `type` (or binary) with
+//! 1008, protocol errors with 1002; [`WsAuth::shutdown`] closes every
+//! connection with 1001. Authentication outcomes never close with 1011.
+//!
+//! **Bounded resources.** `auth.refresh` costs a validation, so each
+//! connection may try [`MAX_REFRESHES_PER_MINUTE`] (a burst of that many,
+//! then one every `60 / n` s); beyond that the answer is `{"type":
+//! "error", "code": "rate_limited", "retry_after_ms": N, "request":
+//! "auth.refresh"}`, without a validation, and the connection is kept.
+//! Messages to the client go through a bounded queue, and each one must
+//! reach the socket within the send timeout ([`WsAuthBuilder::send_timeout`],
+//! default 10 s): a client that stops reading (or a queue that fills up)
+//! is closed with 1008 `too_slow` — 1008 ("policy violation", RFC 6455
+//! §7.4.1) rather than 1013 ("try again later", IANA registry), because
+//! the fault is the client's, not a temporary condition of the server; a
+//! client that reads nothing may only see the TCP connection end. Sending
+//! never holds back the supervisor: expiry (4401), revocation (4403) and
+//! shutdown (1001) close a connection on time whether or not the client
+//! reads; the close frame gets [`CLOSE_GRACE`] to go out, then the socket
+//! is dropped.
+//!
+//! Logs: nothing here logs a token, but tungstenite's `trace` level prints
+//! every message (an `auth.refresh` carries a token); hosts keep the
+//! `tungstenite` target at `debug` or below.
+//!
+//! **Invariant:** a connection slot (the per-user count) is held by a guard
+//! that lives exactly as long as the connection's task, so it is released
+//! when the socket ends, the handler returns or panics, or the task is
+//! aborted.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use foldhash::fast::RandomState;
+use futures::stream::{SplitSink, SplitStream};
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tollgate_core::plans::{DEFAULT_PLAN, Plans};
+
+use crate::limits::RateLimiter;
+use crate::{AuthError, Authenticator, Principal, Requirements, bearer_token, clock};
+
+#[cfg(feature = "redis")]
+mod slots;
+#[cfg(feature = "redis")]
+pub use slots::RedisSlots;
+
+/// The largest message (and frame) a connection accepts: 64 KiB.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// Close codes sent by the supervisor, with their reasons.
+pub mod close {
+    /// The server is shutting down (reason `going_away`).
+    pub const GOING_AWAY: u16 = 1001;
+    /// A WebSocket protocol error (reason `protocol_error`).
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    /// A message that is not a JSON object with a `type`, or binary
+    /// (reason `invalid_message`).
+    pub const INVALID_MESSAGE: u16 = 1008;
+    /// A message over 64 KiB (reason `message_too_big`).
+    pub const TOO_BIG: u16 = 1009;
+    /// The client does not read what it is sent: a message did not reach
+    /// the socket within the send timeout, or the queue to it filled up
+    /// (reason `too_slow`). 1008 ("policy violation", RFC 6455 §7.4.1),
+    /// not 1013 ("try again later"): nothing on the server's side is
+    /// temporary.
+    pub const TOO_SLOW: u16 = 1008;
+    /// The token expired without a refresh (reason `token_expired`).
+    pub const TOKEN_EXPIRED: u16 = 4401;
+    /// The token, its session or its user was revoked (reason
+    /// `token_revoked`).
+    pub const TOKEN_REVOKED: u16 = 4403;
+}
+
+/// How many messages may wait between the supervisor and the handler in
+/// each direction before the slower side holds the other back.
+const QUEUE: usize = 32;
+
+/// How long a closing connection has to send what is queued and its close
+/// frame and to wait for the client's close frame; then the socket is
+/// dropped.
+pub const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// Messages queued for the client's socket; when the queue is full the
+/// client is too slow and is closed with 1008.
+const WRITE_QUEUE: usize = 64;
+
+/// Places in the write queue kept for the supervisor's own messages
+/// (`auth.*` answers): the handler's messages wait instead.
+const RESERVED: usize = 8;
+
+/// `auth.refresh` attempts one connection may make per minute (also the
+/// burst). Each costs a validation; a client refreshes once per token.
+pub const MAX_REFRESHES_PER_MINUTE: u32 = 5;
+
+/// Default [`WsAuthBuilder::send_timeout`].
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// WebSocket authentication for one service. Cheap to clone; clones share
+/// the connection counts and the shutdown signal. Build with
+/// [`WsAuth::builder`]; the router's state must give it (`WsAuth:
+/// FromRef<S>`) to [`AuthenticatedUpgrade`].
+#[derive(Clone, Debug)]
+pub struct WsAuth {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    authenticator: Authenticator,
+    requirements: Requirements,
+    plans: Plans,
+    origins: Origins,
+    query_parameter: Option<String>,
+    expiry_notice: Duration,
+    send_timeout: Duration,
+    /// Per-user counts shared with other instances, when configured.
+    #[cfg(feature = "redis")]
+    shared_slots: Option<RedisSlots>,
+    /// Open connections (and accepted handshakes) per subject, in this
+    /// process.
+    per_user: Mutex<HashMap<String, u32, RandomState>>,
+    /// All open connections, for [`WsAuth::shutdown`] to wait on.
+    live: watch::Sender<usize>,
+    /// Set once, by [`WsAuth::shutdown`].
+    shutting_down: watch::Sender<bool>,
+}
+
+#[derive(Debug, Clone)]
+enum Origins {
+    /// Exactly these (lower-cased, without a trailing `/`).
+    Only(Vec<String>),
+    /// Any origin (development only; see
+    /// [`WsAuthBuilder::dangerous_allow_any_origin`]).
+    Any,
+}
+
+/// Builds a [`WsAuth`]. Every setting's doc gives its default.
+#[derive(Debug)]
+#[must_use]
+pub struct WsAuthBuilder {
+    authenticator: Authenticator,
+    requirements: Requirements,
+    plans: Plans,
+    origins: Origins,
+    query_parameter: Option<String>,
+    expiry_notice: Duration,
+    send_timeout: Duration,
+    #[cfg(feature = "redis")]
+    shared_slots: Option<RedisSlots>,
+}
+
+impl WsAuth {
+    /// A builder judging tokens with `authenticator`.
+    pub fn builder(authenticator: Authenticator) -> WsAuthBuilder {
+        WsAuthBuilder {
+            authenticator,
+            requirements: Requirements::user(),
+            plans: Plans::builtin(),
+            origins: Origins::Only(Vec::new()),
+            query_parameter: None,
+            expiry_notice: Duration::from_secs(60),
+            send_timeout: SEND_TIMEOUT,
+            #[cfg(feature = "redis")]
+            shared_slots: None,
+        }
+    }
+
+    /// The authenticator that judges the tokens.
+    pub fn authenticator(&self) -> &Authenticator {
+        &self.inner.authenticator
+    }
+
+    /// Connections open now.
+    pub fn live_connections(&self) -> usize {
+        *self.inner.live.borrow()
+    }
+
+    /// Closes every connection with 1001 (`going_away`) and waits until
+    /// all have ended, at most `grace`. Handshakes that arrive afterwards
+    /// are closed the same way at once. Call it from the host's graceful
+    /// shutdown, before the server stops: axum's graceful shutdown does not
+    /// wait for upgraded connections.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.inner.shutting_down.send_replace(true);
+        let mut live = self.inner.live.subscribe();
+        let _ = tokio::time::timeout(grace, live.wait_for(|n| *n == 0)).await;
+    }
+
+    /// Takes a connection slot for `principal`, within their plan's limit:
+    /// across instances when the slots are shared and Redis answers, else
+    /// in this process.
+    async fn take_slot(&self, principal: &Principal) -> Result<Slot, AuthError> {
+        let plans = &self.inner.plans;
+        let limit = principal
+            .plan()
+            .and_then(|name| plans.find(name))
+            .or_else(|| plans.find(DEFAULT_PLAN))
+            .map_or(0, |plan| plan.ws_connections);
+        if limit == 0 {
+            return Err(AuthError::PermissionDenied(
+                "a plan with WebSocket connections".into(),
+            ));
+        }
+        let subject = principal.subject().to_owned();
+        #[cfg(feature = "redis")]
+        let mut lease = None;
+        #[cfg(feature = "redis")]
+        if let Some(slots) = &self.inner.shared_slots {
+            match slots.acquire(&subject, limit).await {
+                slots::Admission::Leased(id) => lease = Some(id),
+                slots::Admission::Refused => return Err(AuthError::ConnectionLimit { limit }),
+                slots::Admission::Unavailable => {}
+            }
+        }
+        #[cfg(feature = "redis")]
+        let decided = lease.is_some();
+        #[cfg(not(feature = "redis"))]
+        let decided = false;
+        {
+            let mut per_user = self.per_user();
+            let open = per_user.entry(subject.clone()).or_insert(0);
+            // With a lease, Redis counted every instance's connections.
+            if !decided && *open >= limit {
+                return Err(AuthError::ConnectionLimit { limit });
+            }
+            *open += 1;
+        }
+        #[cfg(feature = "redis")]
+        if let (None, Some(slots)) = (&lease, &self.inner.shared_slots) {
+            lease = slots.register(&subject);
+        }
+        self.inner.live.send_modify(|n| *n += 1);
+        Ok(Slot {
+            ws: self.clone(),
+            subject,
+            #[cfg(feature = "redis")]
+            lease,
+        })
+    }
+
+    fn per_user(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32, RandomState>> {
+        // Every critical section leaves the map consistent.
+        self.inner
+            .per_user
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether a browser's `Origin` may connect; no `Origin`, not a browser.
+    fn check_origin(&self, headers: &HeaderMap) -> Result<(), AuthError> {
+        let mut values = headers.get_all(header::ORIGIN).iter();
+        let (Some(origin), None) = (values.next(), values.next()) else {
+            return if headers.contains_key(header::ORIGIN) {
+                Err(AuthError::OriginNotAllowed)
+            } else {
+                Ok(())
+            };
+        };
+        let allowed = match &self.inner.origins {
+            Origins::Any => true,
+            Origins::Only(list) => origin
+                .to_str()
+                .map(normalize_origin)
+                .is_ok_and(|origin| list.contains(&origin)),
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(AuthError::OriginNotAllowed)
+        }
+    }
+
+    /// The handshake's token and the protocol to select in the answer.
+    fn find_token<'a>(
+        &self,
+        parts: &'a Parts,
+        protocols: &'a [&'a str],
+    ) -> Result<(&'a str, Option<&'a str>), AuthError> {
+        let mut found: Option<&str> = None;
+        let mut add = |token: &'a str| {
+            if found.replace(token).is_some() {
+                // Two tokens: which one would the handler think it got?
+                Err(AuthError::InvalidAuthorization)
+            } else {
+                Ok(())
+            }
+        };
+        if let Some(value) = crate::axum::authorization(&parts.headers)? {
+            add(bearer_token(value)?)?;
+        }
+        let mut token_protocol = None;
+        for protocol in protocols {
+            let token = protocol
+                .strip_prefix("jwt.")
+                .or_else(|| protocol.strip_prefix("jwt-auth."));
+            if let Some(token) = token {
+                if token.is_empty() {
+                    return Err(AuthError::InvalidAuthorization);
+                }
+                add(token)?;
+                token_protocol = Some(*protocol);
+            }
+        }
+        if let (Some(name), Some(query)) = (&self.inner.query_parameter, parts.uri.query()) {
+            let mut values = query.split('&').filter_map(|pair| {
+                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+                (key == name).then_some(value)
+            });
+            if let Some(value) = values.next() {
+                // JWTs and opaque tokens need no percent-decoding; a value
+                // that would is not a token.
+                if value.is_empty() || values.next().is_some() || value.contains('%') {
+                    return Err(AuthError::InvalidAuthorization);
+                }
+                add(value)?;
+            }
+        }
+        let token = found.ok_or(AuthError::MissingToken)?;
+        let selected = protocols
+            .iter()
+            .copied()
+            .find(|p| !p.starts_with("jwt.") && !p.starts_with("jwt-auth."))
+            .or(token_protocol);
+        Ok((token, selected))
+    }
+
+    async fn handshake(
+        &self,
+        parts: &Parts,
+    ) -> Result<(Principal, Option<HeaderValue>), AuthError> {
+        self.check_origin(&parts.headers)?;
+        let protocols = offered_protocols(&parts.headers)?;
+        let (token, selected) = self.find_token(parts, &protocols)?;
+        let requirements = &self.inner.requirements;
+        let principal = self
+            .inner
+            .authenticator
+            .authenticate(token, requirements.expect())
+            .await?;
+        requirements.check(&principal)?;
+        let selected = selected
+            .map(HeaderValue::from_str)
+            .transpose()
+            .map_err(|_| AuthError::InvalidAuthorization)?;
+        Ok((principal, selected))
+    }
+}
+
+impl WsAuthBuilder {
+    /// What a connection's token must meet, at the handshake and at every
+    /// refresh; default [`Requirements::user`].
+    pub fn requirements(mut self, requirements: Requirements) -> Self {
+        self.requirements = requirements;
+        self
+    }
+
+    /// The plans giving each user's connection limit; default the
+    /// built-in plans.
+    pub fn plans(mut self, plans: Plans) -> Self {
+        self.plans = plans;
+        self
+    }
+
+    /// Also allows browsers from `origin` (`https://app.example.com`,
+    /// compared without regard to case or a trailing `/`). Default: no
+    /// browser origin; handshakes without `Origin` are always allowed.
+    pub fn allow_origin(mut self, origin: &str) -> Self {
+        if let Origins::Only(list) = &mut self.origins {
+            list.push(normalize_origin(origin));
+        }
+        self
+    }
+
+    /// Allows browsers from any origin, which lets any web page a user
+    /// visits open connections with the user's credentials. For
+    /// development only; the host decides (chat-backend allows it only when
+    /// `TOLLGATE_ENV=development`).
+    pub fn dangerous_allow_any_origin(mut self) -> Self {
+        self.origins = Origins::Any;
+        self
+    }
+
+    /// Also accepts the token as the query parameter `name`
+    /// (`/ws?access_token=…`). Default: off, as URLs end up in logs and
+    /// browser history; prefer the `jwt.<t>` protocol entry.
+    pub fn query_parameter(mut self, name: &str) -> Self {
+        self.query_parameter = Some(name.to_owned());
+        self
+    }
+
+    /// How long before expiry `auth.expiring` is sent; default 60 s, and
+    /// never more than half the token's lifetime (so short-lived tokens get
+    /// their notice half-way).
+    pub fn expiry_notice(mut self, lead: Duration) -> Self {
+        self.expiry_notice = lead;
+        self
+    }
+
+    /// How long one message may take to reach the client's socket before
+    /// the client is deemed not to read and is closed with 1008
+    /// (`too_slow`); default 10 s. (Expiry, revocation and shutdown closes
+    /// never wait for it.)
+    pub fn send_timeout(mut self, timeout: Duration) -> Self {
+        self.send_timeout = timeout;
+        self
+    }
+
+    /// Counts each user's connections across every instance sharing
+    /// `slots`' Redis and prefix (features `ws` and `redis`); default: this
+    /// process only. While Redis cannot be used, this process's own count
+    /// decides (see [`RedisSlots`]).
+    #[cfg(feature = "redis")]
+    pub fn shared_slots(mut self, slots: RedisSlots) -> Self {
+        self.shared_slots = Some(slots);
+        self
+    }
+
+    /// The finished [`WsAuth`].
+    pub fn build(self) -> WsAuth {
+        WsAuth {
+            inner: Arc::new(Inner {
+                authenticator: self.authenticator,
+                requirements: self.requirements,
+                plans: self.plans,
+                origins: self.origins,
+                query_parameter: self.query_parameter,
+                expiry_notice: self.expiry_notice,
+                send_timeout: self.send_timeout,
+                #[cfg(feature = "redis")]
+                shared_slots: self.shared_slots,
+                per_user: Mutex::default(),
+                live: watch::Sender::new(0),
+                shutting_down: watch::Sender::new(false),
+            }),
+        }
+    }
+}
+
+/// One connection's place in the per-user count; released on drop.
+#[derive(Debug)]
+struct Slot {
+    ws: WsAuth,
+    subject: String,
+    /// The connection's lease in Redis, when the slots are shared.
+    #[cfg(feature = "redis")]
+    lease: Option<String>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        {
+            let mut per_user = self.ws.per_user();
+            if let Some(open) = per_user.get_mut(&self.subject) {
+                *open = open.saturating_sub(1);
+                if *open == 0 {
+                    per_user.remove(&self.subject);
+                }
+            }
+        }
+        #[cfg(feature = "redis")]
+        if let (Some(id), Some(slots)) = (&self.lease, &self.ws.inner.shared_slots) {
+            slots.release(id);
+        }
+        self.ws.inner.live.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+/// An authenticated WebSocket handshake: the token was good, the origin
+/// allowed and a connection slot taken. Finish with
+/// [`AuthenticatedUpgrade::on_upgrade`]. A refused handshake answers with
+/// the [`AuthError`]'s HTTP mapping (401/403/503) and never upgrades; a
+/// request that is not a WebSocket handshake gets axum's refusal.
+#[derive(Debug)]
+pub struct AuthenticatedUpgrade {
+    upgrade: WebSocketUpgrade,
+    principal: Principal,
+    slot: Slot,
+}
+
+impl<S> FromRequestParts<S> for AuthenticatedUpgrade
+where
+    WsAuth: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let mut upgrade = WebSocketUpgrade::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let ws = WsAuth::from_ref(state);
+        let refuse = |err: AuthError| {
+            tracing::debug!(code = err.code(), "WebSocket handshake refused");
+            err.into_response()
+        };
+        let (principal, selected) = ws.handshake(parts).await.map_err(refuse)?;
+        let slot = ws.take_slot(&principal).await.map_err(refuse)?;
+        if let Some(protocol) = selected {
+            upgrade.set_selected_protocol(protocol);
+        }
+        Ok(AuthenticatedUpgrade {
+            upgrade: upgrade
+                .max_message_size(MAX_MESSAGE_BYTES)
+                .max_frame_size(MAX_MESSAGE_BYTES),
+            principal,
+            slot,
+        })
+    }
+}
+
+impl AuthenticatedUpgrade {
+    /// Who connects.
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+
+    /// The handshake's answer: upgrades, then runs `handler` with the
+    /// [`Connection`] while the supervisor (expiry, refresh, revocation,
+    /// limits, shutdown) runs beside it. The connection ends when either
+    /// side does: the supervisor closing makes [`Connection::recv`] return
+    /// `None`; the handler returning closes the socket with 1000.
+    pub fn on_upgrade<F, Fut>(self, handler: F) -> Response
+    where
+        F: FnOnce(Connection) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let AuthenticatedUpgrade {
+            upgrade,
+            principal,
+            slot,
+        } = self;
+        upgrade.on_upgrade(move |socket| async move {
+            let (incoming_tx, incoming) = mpsc::channel(QUEUE);
+            let (outgoing, outgoing_rx) = mpsc::channel(QUEUE);
+            let (principal_tx, principal_rx) = watch::channel(principal);
+            let connection = Connection {
+                incoming,
+                outgoing,
+                principal: principal_rx,
+            };
+            let supervisor = Supervisor {
+                principal: principal_tx,
+                outgoing: outgoing_rx,
+                slot,
+                refreshes: RateLimiter::new(),
+            };
+            // One task for both: a panic or an abort ends them together
+            // and drops the slot.
+            tokio::join!(supervisor.run(socket, incoming_tx), handler(connection));
+        })
+    }
+}
+
+/// The handler's side of a live connection: JSON messages in and out (the
+/// supervisor answers `auth.*` messages itself), and the current principal.
+#[derive(Debug)]
+pub struct Connection {
+    incoming: mpsc::Receiver<Value>,
+    outgoing: mpsc::Sender<Value>,
+    principal: watch::Receiver<Principal>,
+}
+
+/// The connection is closed; nothing more can be sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the WebSocket connection is closed")]
+pub struct Closed;
+
+impl Connection {
+    /// The next message from the client: a JSON object whose `type` is a
+    /// string (not `auth.refresh`). `None` once the connection is closed.
+    pub async fn recv(&mut self) -> Option<Value> {
+        self.incoming.recv().await
+    }
+
+    /// Sends `message` (as JSON text).
+    pub async fn send(&self, message: Value) -> Result<(), Closed> {
+        self.outgoing.send(message).await.map_err(|_| Closed)
+    }
+
+    /// Who is connected, as of the latest accepted token (a refresh may
+    /// have brought a new plan or permissions).
+    pub fn principal(&self) -> Principal {
+        self.principal.borrow().clone()
+    }
+}
+
+/// Runs a connection's socket: relays messages, handles `auth.*`, closes
+/// on expiry, revocation, bad input and shutdown.
+struct Supervisor {
+    principal: watch::Sender<Principal>,
+    outgoing: mpsc::Receiver<Value>,
+    slot: Slot,
+    /// This connection's `auth.refresh` budget.
+    refreshes: RateLimiter,
+}
+
+/// How the writer ended.
+enum Written {
+    /// Its queue closed, or it sent a close frame.
+    Done,
+    /// A message did not reach the socket in time (a close was tried).
+    Stalled,
+    /// The socket failed.
+    Gone,
+}
+
+/// Sends what is queued to the socket, each message within `timeout`.
+/// Runs beside the supervisor, so a client that does not read holds back
+/// only this.
+async fn write(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut queue: mpsc::Receiver<Message>,
+    timeout: Duration,
+) -> Written {
+    while let Some(message) = queue.recv().await {
+        let closing = matches!(message, Message::Close(_));
+        match tokio::time::timeout(timeout, sink.send(message)).await {
+            Ok(Ok(())) if closing => return Written::Done,
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Written::Gone,
+            Err(_) => {
+                tracing::debug!(
+                    code = close::TOO_SLOW,
+                    "a WebSocket client does not read: closing"
+                );
+                let frame = CloseFrame {
+                    code: close::TOO_SLOW,
+                    reason: "too_slow".into(),
+                };
+                let _ =
+                    tokio::time::timeout(CLOSE_GRACE, sink.send(Message::Close(Some(frame)))).await;
+                return Written::Stalled;
+            }
+        }
+    }
+    Written::Done
+}
+
+/// Why the supervisor stops.
+enum End {
+    /// Close with this code and reason.
+    Close(u16, &'static str),
+    /// The socket is gone (or closed by the client); nothing to send.
+    Gone,
+}
+
+impl Supervisor {
+    /// Supervises until the connection ends, then closes it. `incoming`
+    /// (to the handler) is dropped as soon as supervision ends, so the
+    /// handler's `recv` returns `None` without waiting for the close
+    /// handshake. Whatever happens, this returns within [`CLOSE_GRACE`] of
+    /// the end of supervision, and the socket is dropped with it.
+    async fn run(mut self, socket: WebSocket, incoming: mpsc::Sender<Value>) {
+        let (sink, mut stream) = socket.split();
+        let (to_writer, queue) = mpsc::channel(WRITE_QUEUE);
+        let timeout = self.slot.ws.inner.send_timeout;
+        let mut writer = std::pin::pin!(write(sink, queue, timeout));
+        let end = tokio::select! {
+            end = self.supervise(&mut stream, &to_writer, incoming) => end,
+            // The writer ends first only when the socket failed or the
+            // client stopped reading (its close was tried).
+            _ = &mut writer => End::Gone,
+        };
+        let End::Close(code, reason) = end else {
+            return;
+        };
+        tracing::debug!(code, reason, "closing a WebSocket connection");
+        let frame = CloseFrame {
+            code,
+            reason: reason.into(),
+        };
+        let _ = tokio::time::timeout(CLOSE_GRACE, async move {
+            // What is queued goes first, then the close frame.
+            let (_, written) = tokio::join!(
+                async move {
+                    let _ = to_writer.send(Message::Close(Some(frame))).await;
+                },
+                writer
+            );
+            if !matches!(written, Written::Done) {
+                return;
+            }
+            // Wait for the client's close, so the close frame is not lost
+            // to a reset of the connection.
+            let mut errors = 0;
+            while let Some(message) = stream.next().await {
+                if message.is_err() {
+                    errors += 1;
+                    if errors > 8 {
+                        break;
+                    }
+                }
+            }
+        })
+        .await;
+    }
+
+    async fn supervise(
+        &mut self,
+        stream: &mut SplitStream<WebSocket>,
+        to_writer: &mpsc::Sender<Message>,
+        incoming: mpsc::Sender<Value>,
+    ) -> End {
+        let ws = self.slot.ws.clone();
+        let authenticator = ws.inner.authenticator.clone();
+        let expect = ws.inner.requirements.expect();
+        let mut revocations = authenticator.revocation_changes();
+        let mut shutting_down = ws.inner.shutting_down.subscribe();
+        let mut pending: Option<Value> = None;
+        let mut timers = Timers::new(&self.principal.borrow(), ws.inner.expiry_notice);
+        loop {
+            tokio::select! {
+                biased;
+                // (The `Ref` it yields must not live across the handlers'
+                // awaits: it is not `Send`.)
+                () = async { let _ = shutting_down.wait_for(|s| *s).await; } => {
+                    return End::Close(close::GOING_AWAY, "going_away");
+                }
+                changed = revocations.changed() => {
+                    if changed.is_err() {
+                        // The revocation set is gone with its authenticator,
+                        // which this task holds: cannot happen.
+                        return End::Close(close::GOING_AWAY, "going_away");
+                    }
+                    let principal = self.principal.borrow().clone();
+                    if let Err(err) = authenticator.recheck(&principal, expect) {
+                        return End::Close(close_for(&err), reason_for(&err));
+                    }
+                }
+                () = tokio::time::sleep_until(timers.expires) => {
+                    return End::Close(close::TOKEN_EXPIRED, "token_expired");
+                }
+                () = tokio::time::sleep_until(timers.notice), if !timers.noticed => {
+                    timers.noticed = true;
+                    let expires_at = self.principal.borrow().expires_at();
+                    let notice = json!({"type": "auth.expiring", "expires_at": expires_at});
+                    if let Err(end) = queue(to_writer, &notice) {
+                        return end;
+                    }
+                }
+                permit = incoming.reserve(), if pending.is_some() => {
+                    let (Ok(permit), Some(message)) = (permit, pending.take()) else {
+                        return End::Close(1000, "");
+                    };
+                    permit.send(message);
+                }
+                // The handler's messages wait while the queue is nearly
+                // full; the rest of it is for the answers sent here.
+                outgoing = self.outgoing.recv(), if to_writer.capacity() > RESERVED => {
+                    let Some(message) = outgoing else {
+                        return End::Close(1000, "");
+                    };
+                    if let Err(end) = queue(to_writer, &message) {
+                        return end;
+                    }
+                }
+                received = stream.next(), if pending.is_none() => {
+                    let message = match received {
+                        None | Some(Ok(Message::Close(_))) => return End::Gone,
+                        Some(Err(err)) => return end_for_error(err),
+                        Some(Ok(Message::Text(text))) => text,
+                        Some(Ok(Message::Binary(_))) => {
+                            return End::Close(close::INVALID_MESSAGE, "invalid_message");
+                        }
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    };
+                    let Some(message) = parse_message(message.as_str()) else {
+                        return End::Close(close::INVALID_MESSAGE, "invalid_message");
+                    };
+                    if message["type"] == "auth.refresh" {
+                        let answer = match self.refreshes.check("", MAX_REFRESHES_PER_MINUTE, Instant::now()) {
+                            Ok(()) => refresh(&self.principal, &authenticator, &ws.inner.requirements, &message).await,
+                            Err(wait) => refresh_limited(wait),
+                        };
+                        if answer["type"] == "auth.refreshed" {
+                            timers = Timers::new(&self.principal.borrow(), ws.inner.expiry_notice);
+                        }
+                        if let Err(end) = queue(to_writer, &answer) {
+                            return end;
+                        }
+                    } else {
+                        pending = Some(message);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Queues one JSON message for the client. A full queue means the client
+/// does not keep up: close it (1008); a closed one, that the writer ended.
+fn queue(to_writer: &mpsc::Sender<Message>, message: &Value) -> Result<(), End> {
+    match to_writer.try_send(Message::Text(message.to_string().into())) {
+        Ok(()) => Ok(()),
+        Err(mpsc::error::TrySendError::Full(_)) => Err(End::Close(close::TOO_SLOW, "too_slow")),
+        Err(mpsc::error::TrySendError::Closed(_)) => Err(End::Gone),
+    }
+}
+
+/// The answer to an `auth.refresh` over this connection's budget: nothing
+/// was validated.
+fn refresh_limited(wait: Duration) -> Value {
+    let retry_after_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
+    let err = AuthError::RateLimited { retry_after_ms };
+    json!({
+        "type": "error",
+        "code": err.code(),
+        "error_description": err.to_string(),
+        "retry_after_ms": retry_after_ms,
+        "request": "auth.refresh",
+    })
+}
+
+/// Judges an `auth.refresh`; on success the connection's principal is
+/// the new token's. The answer to send back.
+async fn refresh(
+    current: &watch::Sender<Principal>,
+    authenticator: &Authenticator,
+    requirements: &Requirements,
+    message: &Value,
+) -> Value {
+    let judged = match message.get("access_token").and_then(Value::as_str) {
+        None => Err(AuthError::MissingToken),
+        Some(token) => authenticator
+            .authenticate(token, requirements.expect())
+            .await
+            .and_then(|principal| requirements.check(&principal).map(|()| principal))
+            .and_then(|principal| {
+                if principal.subject() == current.borrow().subject() {
+                    Ok(principal)
+                } else {
+                    Err(AuthError::SubjectMismatch)
+                }
+            }),
+    };
+    match judged {
+        Ok(principal) => {
+            let expires_at = principal.expires_at();
+            current.send_replace(principal);
+            json!({"type": "auth.refreshed", "expires_at": expires_at})
+        }
+        Err(err) => json!({
+            "type": "error",
+            "code": err.code(),
+            "error_description": err.to_string(),
+            "request": "auth.refresh",
+        }),
+    }
+}
+
+/// When the current token's `auth.expiring` is due and when it expires.
+struct Timers {
+    notice: Instant,
+    expires: Instant,
+    noticed: bool,
+}
+
+impl Timers {
+    fn new(principal: &Principal, lead: Duration) -> Timers {
+        let claims = principal.claims();
+        let now_ms = clock::now_ms();
+        let expires_ms = claims.exp.saturating_mul(1000);
+        let lifetime = Duration::from_secs(claims.exp.saturating_sub(claims.iat));
+        let lead = lead.min(lifetime / 2);
+        let now = Instant::now();
+        let expires = now + Duration::from_millis(expires_ms.saturating_sub(now_ms));
+        Timers {
+            notice: expires.checked_sub(lead).unwrap_or(now),
+            expires,
+            noticed: false,
+        }
+    }
+}
+
+/// A message the protocol accepts: a JSON object with a string `type`.
+fn parse_message(text: &str) -> Option<Value> {
+    let value: Value = serde_json::from_str(text).ok()?;
+    value.get("type")?.as_str()?;
+    Some(value)
+}
+
+/// The close for a token that no longer passes: revoked → 4403, anything
+/// else (expired, in practice) → 4401.
+fn close_for(err: &AuthError) -> u16 {
+    if is_revoked(err) {
+        close::TOKEN_REVOKED
+    } else {
+        close::TOKEN_EXPIRED
+    }
+}
+
+fn reason_for(err: &AuthError) -> &'static str {
+    if is_revoked(err) {
+        "token_revoked"
+    } else {
+        "token_expired"
+    }
+}
+
+fn is_revoked(err: &AuthError) -> bool {
+    matches!(
+        err,
+        AuthError::Token(tollgate_core::Error::Revoked) | AuthError::Inactive
+    )
+}
+
+/// What a failed read means for the connection.
+fn end_for_error(err: axum::Error) -> End {
+    match err.into_inner().downcast::<tungstenite::Error>() {
+        Ok(err) => match *err {
+            tungstenite::Error::Capacity(_) => End::Close(close::TOO_BIG, "message_too_big"),
+            tungstenite::Error::Protocol(_) => End::Close(close::PROTOCOL_ERROR, "protocol_error"),
+            tungstenite::Error::Utf8(_) => End::Close(close::INVALID_MESSAGE, "invalid_message"),
+            _ => End::Gone,
+        },
+        Err(_) => End::Gone,
+    }
+}
+
+/// The `Sec-WebSocket-Protocol` entries, in the order offered.
+fn offered_protocols(headers: &HeaderMap) -> Result<Vec<&str>, AuthError> {
+    let mut protocols = Vec::new();
+    for value in headers.get_all(header::SEC_WEBSOCKET_PROTOCOL) {
+        let text = value
+            .to_str()
+            .map_err(|_| AuthError::InvalidAuthorization)?;
+        protocols.extend(text.split(',').map(str::trim).filter(|p| !p.is_empty()));
+    }
+    Ok(protocols)
+}
+
+fn normalize_origin(origin: &str) -> String {
+    origin.trim().trim_end_matches('/').to_ascii_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TestIssuer;
+
+    fn parts(headers: &[(&str, &str)], uri: &str) -> Parts {
+        let mut request = axum::http::Request::builder().uri(uri);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.body(()).unwrap().into_parts().0
+    }
+
+    fn find(
+        ws: &WsAuth,
+        headers: &[(&str, &str)],
+        uri: &str,
+    ) -> Result<(String, Option<String>), AuthError> {
+        let parts = parts(headers, uri);
+        let protocols = offered_protocols(&parts.headers)?;
+        ws.find_token(&parts, &protocols)
+            .map(|(t, p)| (t.to_owned(), p.map(str::to_owned)))
+    }
+
+    #[test]
+    fn tokens_come_from_one_place_and_the_right_protocol_is_echoed() {
+        let issuer = TestIssuer::new();
+        let ws = WsAuth::builder(issuer.authenticator()).build();
+        let proto = "sec-websocket-protocol";
+        assert_eq!(
+            find(&ws, &[("authorization", "Bearer a.b.c")], "/ws").unwrap(),
+            ("a.b.c".into(), None)
+        );
+        assert_eq!(
+            find(&ws, &[(proto, "jwt.a.b.c")], "/ws").unwrap(),
+            ("a.b.c".into(), Some("jwt.a.b.c".into()))
+        );
+        assert_eq!(
+            find(&ws, &[(proto, "jwt-auth.a.b.c, chat.v1, other")], "/ws").unwrap(),
+            ("a.b.c".into(), Some("chat.v1".into()))
+        );
+        assert_eq!(
+            find(&ws, &[(proto, "chat.v1"), (proto, "jwt.x")], "/ws").unwrap(),
+            ("x".into(), Some("chat.v1".into()))
+        );
+        assert_eq!(
+            find(&ws, &[], "/ws?access_token=a.b.c").unwrap_err(),
+            AuthError::MissingToken,
+            "the query is off by default"
+        );
+        for (headers, uri) in [
+            (
+                &[("authorization", "Bearer a.b.c"), (proto, "jwt.d.e.f")][..],
+                "/ws",
+            ),
+            (&[(proto, "jwt.a, jwt-auth.b")][..], "/ws"),
+            (&[(proto, "jwt.")][..], "/ws"),
+        ] {
+            assert_eq!(
+                find(&ws, headers, uri).unwrap_err(),
+                AuthError::InvalidAuthorization,
+                "{headers:?}"
+            );
+        }
+
+        let with_query = WsAuth::builder(issuer.authenticator())
+            .query_parameter("access_token")
+            .build();
+        assert_eq!(
+            find(&with_query, &[], "/ws?x=1&access_token=a.b.c").unwrap(),
+            ("a.b.c".into(), None)
+        );
+        assert_eq!(
+            find(&with_query, &[], "/ws?access_token=a&access_token=b").unwrap_err(),
+            AuthError::InvalidAuthorization
+        );
+    }
+
+    #[test]
+    fn origins_are_checked_only_for_browsers() {
+        let issuer = TestIssuer::new();
+        let ws = WsAuth::builder(issuer.authenticator())
+            .allow_origin("https://App.example.com/")
+            .build();
+        let check = |headers: &[(&str, &str)]| ws.check_origin(&parts(headers, "/ws").headers);
+        assert!(check(&[]).is_ok(), "no Origin: not a browser");
+        assert!(check(&[("origin", "https://app.example.com")]).is_ok());
+        for bad in ["https://evil.example.com", "null", "http://app.example.com"] {
+            assert_eq!(
+                check(&[("origin", bad)]).unwrap_err(),
+                AuthError::OriginNotAllowed
+            );
+        }
+        assert_eq!(
+            check(&[
+                ("origin", "https://app.example.com"),
+                ("origin", "https://evil.example")
+            ])
+            .unwrap_err(),
+            AuthError::OriginNotAllowed
+        );
+        let any = WsAuth::builder(issuer.authenticator())
+            .dangerous_allow_any_origin()
+            .build();
+        assert!(
+            any.check_origin(&parts(&[("origin", "https://evil.example.com")], "/ws").headers)
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn slots_follow_the_plan_and_are_released_on_drop() {
+        let issuer = TestIssuer::new();
+        let auth = issuer.authenticator();
+        let ws = WsAuth::builder(auth.clone()).build();
+        let free = auth
+            .authenticate_user(&issuer.user("u1").mint())
+            .await
+            .unwrap();
+        let a = ws.take_slot(&free).await.unwrap();
+        let b = ws.take_slot(&free).await.unwrap();
+        assert_eq!(
+            ws.take_slot(&free).await.unwrap_err(),
+            AuthError::ConnectionLimit { limit: 2 }
+        );
+        assert_eq!(ws.live_connections(), 2);
+        drop(a);
+        let c = ws.take_slot(&free).await.unwrap();
+        drop((b, c));
+        assert_eq!(ws.live_connections(), 0);
+        assert!(ws.per_user().is_empty());
+    }
+
+    #[tokio::test]
+    async fn with_redis_unreachable_slots_are_counted_in_process() {
+        let port = {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let slots = RedisSlots::new(&format!("redis://127.0.0.1:{port}"), "p").unwrap();
+        let issuer = TestIssuer::new();
+        let auth = issuer.authenticator();
+        let ws = WsAuth::builder(auth.clone()).shared_slots(slots).build();
+        let free = auth
+            .authenticate_user(&issuer.user("u1").mint())
+            .await
+            .unwrap();
+        let a = ws.take_slot(&free).await.unwrap();
+        let _b = ws.take_slot(&free).await.unwrap();
+        assert_eq!(
+            ws.take_slot(&free).await.unwrap_err(),
+            AuthError::ConnectionLimit { limit: 2 }
+        );
+        drop(a);
+        ws.take_slot(&free).await.unwrap();
+    }
+
+    #[test]
+    fn short_tokens_get_their_notice_half_way() {
+        let issuer = TestIssuer::new();
+        let (_, claims) = issuer.user("u").ttl(10).mint_with_claims().unwrap();
+        let timers = Timers::new(&Principal::new(claims), Duration::from_secs(60));
+        let gap = timers.expires - timers.notice;
+        assert_eq!(gap, Duration::from_secs(5));
+    }
+}
