@@ -1,61 +1,78 @@
 //! [`PasswordPool`]: argon2id hashing and verification off the event loop,
-//! with bounded concurrency.
+//! on a few dedicated threads behind a bounded queue.
 //!
-//! Each hash holds 19 MiB for tens of milliseconds, so hashing runs on the
-//! blocking pool behind a semaphore sized to the cores: memory stays bounded
-//! however many logins arrive. A bounded number of callers may wait for a
-//! slot; beyond that the answer is 503 `overloaded` at once, so `/healthz`,
-//! introspection and token refreshes never queue behind logins.
+//! Each hash fills 19 MiB for tens of milliseconds. The pool owns one
+//! thread per core (the `hash_slots` option), so at most that many hashes
+//! run at once and memory stays bounded however many logins arrive: the
+//! allocator keeps a freed block for the thread that used it, and with a
+//! fixed set of threads that is a fixed set of blocks (on the blocking pool,
+//! each of hundreds of threads could keep its own). A bounded number of
+//! jobs may wait; beyond that the answer is 503 `overloaded` at once, so
+//! `/healthz`, introspection and token refreshes never queue behind logins.
 //!
 //! Unknown e-mails are verified against a dummy hash made at start with the
 //! same parameters, so they cost what a wrong password costs.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, PoisonError};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::oneshot;
 use tollgate_core::{Secret, password};
 
 use crate::ApiError;
 
-/// The hashing slots and the dummy hash.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The hashing threads, their queue and the dummy hash.
 pub(crate) struct PasswordPool {
-    permits: Arc<Semaphore>,
-    waiting: AtomicUsize,
-    max_waiting: usize,
-    dummy: String,
+    jobs: SyncSender<Job>,
+    dummy: Arc<str>,
 }
 
 impl PasswordPool {
-    /// A pool of `slots` concurrent hashes (at least 1) with up to
-    /// `16 × slots` callers waiting.
+    /// A pool of `slots` hashing threads (at least 1) with up to
+    /// `16 × slots` jobs waiting. The threads end when the pool is dropped.
     pub async fn new(slots: usize) -> Result<PasswordPool, tollgate_core::Error> {
         let slots = slots.max(1);
-        let dummy = tokio::task::spawn_blocking(|| {
-            let random = tollgate_core::opaque::generate("dummy_")?;
-            password::hash(&random)
-        })
-        .await
-        .map_err(|_| tollgate_core::Error::PasswordHash("the dummy hash task failed"))??;
-        Ok(PasswordPool {
-            permits: Arc::new(Semaphore::new(slots)),
-            waiting: AtomicUsize::new(0),
-            max_waiting: slots * 16,
-            dummy,
-        })
+        let (jobs, queue) = mpsc::sync_channel::<Job>(slots * 16);
+        let queue = Arc::new(Mutex::new(queue));
+        for n in 0..slots {
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("tollgate-argon2-{n}"))
+                .spawn(move || work(&queue))
+                .map_err(|_| tollgate_core::Error::PasswordHash("no thread for hashing"))?;
+        }
+        let mut pool = PasswordPool {
+            jobs,
+            dummy: Arc::from(""),
+        };
+        let dummy = pool
+            .run(|| {
+                let random = tollgate_core::opaque::generate("dummy_")?;
+                password::hash(&random)
+            })
+            .await
+            .map_err(|_| tollgate_core::Error::PasswordHash("the dummy hash job failed"))??;
+        pool.dummy = Arc::from(dummy);
+        Ok(pool)
     }
 
-    async fn slot(&self) -> Result<OwnedSemaphorePermit, ApiError> {
-        if let Ok(permit) = self.permits.clone().try_acquire_owned() {
-            return Ok(permit);
-        }
-        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
-            self.waiting.fetch_sub(1, Ordering::AcqRel);
-            return Err(ApiError::Overloaded);
-        }
-        let permit = self.permits.clone().acquire_owned().await;
-        self.waiting.fetch_sub(1, Ordering::AcqRel);
-        permit.map_err(|_| ApiError::Overloaded)
+    /// Runs `job` on a hashing thread; `overloaded` when the queue is full.
+    async fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let (reply, answer) = oneshot::channel();
+        let job: Job = Box::new(move || {
+            // The caller may have gone (a dropped request): nothing to do.
+            let _ = reply.send(job());
+        });
+        self.jobs.try_send(job).map_err(|error| match error {
+            TrySendError::Full(_) => ApiError::Overloaded,
+            TrySendError::Disconnected(_) => ApiError::Internal,
+        })?;
+        answer.await.map_err(|_| ApiError::Internal)
     }
 
     /// Verifies `password` against `phc`, or against the dummy hash when
@@ -67,19 +84,18 @@ impl PasswordPool {
         password: Secret,
         phc: Option<String>,
     ) -> Result<Verified, ApiError> {
-        let permit = self.slot().await?;
-        let real = phc.is_some();
-        let phc = phc.unwrap_or_else(|| self.dummy.clone());
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            let matched = match password::verify(&password, &phc) {
+        let dummy = self.dummy.clone();
+        self.run(move || {
+            let real = phc.is_some();
+            let phc = phc.as_deref().unwrap_or(&dummy);
+            let matched = match password::verify(&password, phc) {
                 Ok(matched) => matched && real,
                 Err(error) => {
                     tracing::error!(code = error.code(), "a stored password hash is unusable");
                     false
                 }
             };
-            let rehash = if matched && password::needs_rehash(&phc) {
+            let rehash = if matched && password::needs_rehash(phc) {
                 password::hash(&password).ok()
             } else {
                 None
@@ -87,19 +103,26 @@ impl PasswordPool {
             Verified { matched, rehash }
         })
         .await
-        .map_err(|_| ApiError::Internal)
     }
 
     /// Hashes a new password (registration, admin creation).
     pub async fn hash(&self, password: Secret) -> Result<String, ApiError> {
-        let permit = self.slot().await?;
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            password::hash(&password)
-        })
-        .await
-        .map_err(|_| ApiError::Internal)?
-        .map_err(ApiError::from)
+        self.run(move || password::hash(&password))
+            .await?
+            .map_err(ApiError::from)
+    }
+}
+
+/// A hashing thread: takes jobs until the pool is dropped.
+fn work(queue: &Mutex<Receiver<Job>>) {
+    loop {
+        // The lock is held only while waiting for the next job, never
+        // while one runs.
+        let job = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
+        match job {
+            Ok(job) => job(),
+            Err(_) => return,
+        }
     }
 }
 
@@ -109,4 +132,49 @@ pub(crate) struct Verified {
     pub matched: bool,
     /// A re-hash under current parameters, to store.
     pub rehash: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn verifies_hashes_and_refuses_beyond_the_queue() {
+        let pool = PasswordPool::new(1).await.unwrap();
+        let phc = pool.hash(Secret::from("a long password")).await.unwrap();
+        let ok = pool
+            .verify(Secret::from("a long password"), Some(phc.clone()))
+            .await
+            .unwrap();
+        assert!(ok.matched && ok.rehash.is_none());
+        let wrong = pool
+            .verify(Secret::from("another one"), Some(phc))
+            .await
+            .unwrap();
+        assert!(!wrong.matched);
+        let unknown = pool
+            .verify(Secret::from("a long password"), None)
+            .await
+            .unwrap();
+        assert!(!unknown.matched);
+
+        // One thread, sixteen places: of many jobs sent at once, those
+        // beyond the places are refused at once, and the rest all finish.
+        let pool = Arc::new(pool);
+        let jobs: Vec<_> = (0..40)
+            .map(|_| {
+                let pool = pool.clone();
+                tokio::spawn(async move { pool.verify(Secret::from("x"), None).await })
+            })
+            .collect();
+        let mut refused = 0;
+        for job in jobs {
+            match job.await.unwrap() {
+                Ok(verified) => assert!(!verified.matched),
+                Err(ApiError::Overloaded) => refused += 1,
+                Err(other) => panic!("{other:?}"),
+            }
+        }
+        assert!(refused >= 20, "only {refused} refused");
+    }
 }
