@@ -37,12 +37,13 @@ use tollgate_core::{
 };
 
 use crate::breaker::{BreakerConfig, BreakerState};
-use crate::cache::{ClaimsCache, Entry};
+use crate::cache::{Cached, ClaimsCache};
 use crate::feed::{FeedConfig, FeedState, FeedStatus, Follower};
 use crate::http::{Credentials, Http, Timeouts};
 use crate::introspect::{Answer, Introspector};
 use crate::jwks::{KeySource, KeyState, Refetch};
 use crate::{AuthError, Principal, RevocationSet, bearer_token, clock};
+use tollgate_core::cache::Entry;
 
 /// How an authenticator checks signatures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -666,7 +667,7 @@ impl Authenticator {
     async fn judge_cached(
         &self,
         token: &str,
-        entry: &Entry,
+        entry: &Entry<Cached>,
         expect: Expect,
         now: UnixTime,
     ) -> Result<Principal, AuthError> {
@@ -715,9 +716,12 @@ impl Authenticator {
         let leeway = self.inner.keys.load().validator.policy().leeway();
         if self.inner.mode == Mode::Introspection || !looks_like_jws(token) {
             let principal = self.introspect(token, expect, now).await?;
-            self.inner
-                .cache
-                .insert(token, principal.clone(), clock::now_ms(), now, leeway);
+            self.inner.cache.insert(
+                token,
+                Cached::new(principal.clone(), clock::now_ms()),
+                now,
+                leeway,
+            );
             return Ok(principal);
         }
         let principal = Principal::new(self.validate_locally(token, expect, now).await?);
@@ -729,9 +733,12 @@ impl Authenticator {
             self.introspect(token, expect, now).await?;
             clock::now_ms()
         };
-        self.inner
-            .cache
-            .insert(token, principal.clone(), confirmed_ms, now, leeway);
+        self.inner.cache.insert(
+            token,
+            Cached::new(principal.clone(), confirmed_ms),
+            now,
+            leeway,
+        );
         Ok(principal)
     }
 

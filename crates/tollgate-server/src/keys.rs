@@ -15,15 +15,19 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
+use tollgate_core::cache::TokenCache;
 use tollgate_core::claims::Minter;
 use tollgate_core::config::Config;
 use tollgate_core::keys::seal::MasterKey;
 use tollgate_core::keys::{Algorithm, KeyRing, KeyStatus};
 use tollgate_core::wire::{FingerprintKey, KeyList};
-use tollgate_core::{Secret, UnixTime, ValidationPolicy, Validator};
+use tollgate_core::{Claims, Secret, UnixTime, ValidationPolicy, Validator};
 use tollgate_store::Store;
 
 use crate::{ApiError, ServerError, keystore};
+
+/// Tokens kept in a key set's [`TokenCache`].
+const VALIDATED_TOKENS: usize = 10_000;
 
 /// Everything derived from one ring.
 pub(crate) struct KeySet {
@@ -33,6 +37,10 @@ pub(crate) struct KeySet {
     pub minter: Minter,
     /// Checks with every key that verifies.
     pub validator: Validator,
+    /// Tokens this validator accepted, so the next sight of one skips the
+    /// signature check. Part of the set: a new key set starts empty, so a
+    /// token whose key was withdrawn is never answered from here.
+    pub validated: TokenCache<Claims>,
     /// `/.well-known/jwks.json`, serialized once.
     pub jwks: Bytes,
     /// The verifying keys with their thumbprints (`/v1/fingerprint`).
@@ -108,6 +116,7 @@ impl KeyPolicy {
             .min();
         Ok(KeySet {
             validator: Validator::new(policy, verifying),
+            validated: TokenCache::new(VALIDATED_TOKENS),
             ring,
             minter,
             jwks: Bytes::from(jwks),

@@ -15,6 +15,7 @@ use tollgate_core::wire::RevocationEvent;
 use tollgate_core::{Claims, Expect, UnixTime};
 use tollgate_store::{NewRevocation, RevocationKind, Store};
 
+use crate::clients::ClientCache;
 use crate::clock::Clock;
 use crate::fanout::{Fanout, Notice};
 use crate::keys::{KeyManager, KeySet};
@@ -56,6 +57,8 @@ pub(crate) struct Shared {
     pub registrations: Box<dyn FailureCounts>,
     /// Introspection requests per client.
     pub introspection_rate: RateLimiter,
+    /// Service clients recently read, for client authentication.
+    pub clients: ClientCache,
     /// Renders `/metrics`.
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// Flips to `true` when the server begins shutting down (ends SSE streams).
@@ -100,14 +103,29 @@ impl AppState {
     }
 
     /// Validates a presented token with the core validator and the
-    /// revocation view, counting failures by code.
+    /// revocation view, counting failures by code. A token the current key
+    /// set accepted before is only rechecked (time, type, revocation).
     pub fn validate(&self, token: &str, expect: Expect) -> Result<Claims, tollgate_core::Error> {
         let now = self.now();
-        let result =
-            self.keys
-                .current(now)
+        let keys = self.keys.current(now);
+        let result = match keys.validated.get(token) {
+            // Seen and accepted before by this very validator: the signature,
+            // issuer and audience hold; time, type and revocation may not.
+            Some(claims) => keys
                 .validator
-                .validate(token, expect, now, &self.revocations);
+                .recheck(&claims, expect, now, &self.revocations)
+                .map(|()| Claims::clone(&claims)),
+            None => {
+                let result = keys
+                    .validator
+                    .validate(token, expect, now, &self.revocations);
+                if let Ok(claims) = &result {
+                    let leeway = keys.validator.policy().leeway();
+                    keys.validated.insert(token, claims.clone(), now, leeway);
+                }
+                result
+            }
+        };
         if let Err(error) = &result {
             ::metrics::counter!(metrics::VALIDATION_FAILURES, "code" => error.code()).increment(1);
         }
