@@ -357,7 +357,10 @@ pub(crate) async fn authenticate_client(
     };
     let digest = opaque::digest(presented.secret.as_bytes());
     let record = if input::client_id(&presented.id).is_ok() {
-        state.store.find_client(&presented.id).await?
+        state
+            .clients
+            .find(state.store.as_ref(), &presented.id, state.now())
+            .await?
     } else {
         None
     };

@@ -25,6 +25,7 @@
 
 pub mod accounts;
 mod bootstrap;
+mod clients;
 pub mod clock;
 mod error;
 mod extract;
@@ -61,6 +62,7 @@ pub use clock::Clock;
 pub use error::ApiError;
 pub use tokens::{FIRST_PARTY_CLIENT, USER_SCOPES};
 
+use crate::clients::ClientCache;
 use crate::fanout::Fanout;
 use crate::keys::KeyManager;
 use crate::limits::{FailureCounts, FailureLimiter, RateLimiter, SharedFailureLimiter};
@@ -311,6 +313,7 @@ impl ServerBuilder {
             address_failures: failures("address", 50),
             registrations: failures("registration", options.registration_limit),
             introspection_rate: RateLimiter::new(rate, rate.saturating_mul(2)),
+            clients: ClientCache::default(),
             metrics: metrics::handle(),
             shutdown,
             options,
