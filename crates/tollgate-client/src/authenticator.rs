@@ -659,8 +659,13 @@ impl Authenticator {
         }
         let now = clock::now();
         match self.inner.cache.get(token) {
-            Some(entry) => self.judge_cached(token, &entry, expect, now).await,
-            None => self.judge_new(token, expect, now).await,
+            // Judged under the keys in force: only time, type and revocation
+            // can have changed. Judged under other keys (a key may have been
+            // withdrawn since): judged again.
+            Some(entry) if entry.generation == self.inner.keys.load().generation => {
+                self.judge_cached(token, &entry, expect, now).await
+            }
+            _ => self.judge_new(token, expect, now).await,
         }
     }
 
@@ -713,12 +718,15 @@ impl Authenticator {
         expect: Expect,
         now: UnixTime,
     ) -> Result<Principal, AuthError> {
-        let leeway = self.inner.keys.load().validator.policy().leeway();
+        let (leeway, generation) = {
+            let keys = self.inner.keys.load();
+            (keys.validator.policy().leeway(), keys.generation)
+        };
         if self.inner.mode == Mode::Introspection || !looks_like_jws(token) {
             let principal = self.introspect(token, expect, now).await?;
             self.inner.cache.insert(
                 token,
-                Cached::new(principal.clone(), clock::now_ms()),
+                Cached::new(principal.clone(), clock::now_ms(), generation),
                 now,
                 leeway,
             );
@@ -735,7 +743,7 @@ impl Authenticator {
         };
         self.inner.cache.insert(
             token,
-            Cached::new(principal.clone(), confirmed_ms),
+            Cached::new(principal.clone(), confirmed_ms, generation),
             now,
             leeway,
         );

@@ -18,15 +18,18 @@ use crate::Principal;
 pub(crate) struct Cached {
     /// Who the token stands for.
     pub principal: Principal,
+    /// The generation of the key set it was judged under.
+    pub generation: u64,
     /// Unix milliseconds of the last time the token service confirmed the
     /// token (introspection), or 0. Used while the feed is down.
     confirmed_ms: AtomicU64,
 }
 
 impl Cached {
-    pub(crate) fn new(principal: Principal, confirmed_ms: u64) -> Cached {
+    pub(crate) fn new(principal: Principal, confirmed_ms: u64, generation: u64) -> Cached {
         Cached {
             principal,
+            generation,
             confirmed_ms: AtomicU64::new(confirmed_ms),
         }
     }

@@ -7,7 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use tollgate_client::{Authenticator, Expect};
 
-use crate::support::{Backend, TokenService, until_status};
+use crate::support::{Backend, TokenService, eventually, until_status};
 
 #[tokio::test]
 async fn a_user_token_reaches_the_backend_and_the_service_call_uses_a_real_service_token() {
@@ -102,6 +102,67 @@ async fn key_rotation_needs_no_backend_restart() {
             .iter()
             .any(|k| k.kid == kid(&new))
     );
+}
+
+/// A key withdrawn at once (say, after a leak), not retired on schedule:
+/// its tokens die at the token service and in the SDK although both had
+/// validated and cached them, because a cached judgement belongs to the key
+/// set it was made under.
+#[tokio::test]
+async fn a_withdrawn_key_kills_its_cached_tokens_everywhere() {
+    let service = TokenService::start().await;
+    let auth = service
+        .authenticator()
+        .jwks_refresh_interval(Duration::from_millis(200))
+        .build()
+        .await
+        .unwrap();
+    let (_, old) = service.user("erin@example.com").await;
+    auth.authenticate_user(&old).await.unwrap();
+    let me = service
+        .send(reqwest::Method::GET, "/v1/auth/me", &old, None)
+        .await;
+    assert_eq!(me.status, 200, "{}", me.body);
+
+    let admin = service.admin_token().await;
+    let rotated = service
+        .send(reqwest::Method::POST, "/v1/admin/keys/rotate", &admin, None)
+        .await;
+    assert_eq!(rotated.status, 200, "{}", rotated.body);
+    let store = service.server.store();
+    let mut withdrawn = store
+        .list_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|k| k.kid == kid(&old))
+        .unwrap();
+    assert_eq!(withdrawn.status, "verify_only");
+    withdrawn.status = "retired".into();
+    withdrawn.retire_at = None;
+    store.save_keys(&[withdrawn]).await.unwrap();
+
+    eventually(
+        "the token service refuses the withdrawn key's token",
+        || async {
+            let me = service
+                .send(reqwest::Method::GET, "/v1/auth/me", &old, None)
+                .await;
+            me.status == 401
+        },
+    )
+    .await;
+    eventually("the SDK refuses the withdrawn key's token", || async {
+        auth.authenticate_user(&old)
+            .await
+            .is_err_and(|e| e.code() == "unknown_key")
+    })
+    .await;
+    // The user's new token, under the new key, passes both.
+    let new = service
+        .login("erin@example.com", crate::support::PASSWORD)
+        .await;
+    auth.authenticate_user(&new).await.unwrap();
 }
 
 /// SECURITY B17: a flood of tokens naming random keys costs the token
