@@ -412,8 +412,10 @@ pub(crate) fn parse(payload: &[u8]) -> Result<Claims, Error> {
         None => {
             let malformed = |_| Error::Malformed("the claims are not a valid JSON object");
             // serde_json skips the members RawClaims does not name without
-            // checking their strings: read the whole text once first.
-            serde_json::from_str::<crate::json::Checked>(text).map_err(malformed)?;
+            // checking their strings, and RawClaims' derive would take an
+            // array or let an unknown member be named twice: read the whole
+            // text once first as an object naming each member once.
+            serde_json::from_str::<crate::json::UniqueMembers>(text).map_err(malformed)?;
             let raw = serde_json::from_str(text).map_err(malformed)?;
             (raw, Text::Unchecked)
         }
@@ -926,6 +928,34 @@ mod tests {
                 "{dup}"
             );
         }
+    }
+
+    #[test]
+    fn members_nobody_reads_are_unique_too() {
+        // Fuzzing found (fuzz/README.md, `validator`): a member the
+        // parser ignores could be named twice, against the rule that a
+        // claims object names each member once (RFC 7519 §4, docs/errors.md).
+        let text = user_json().to_string();
+        for extra in [r#""x":0,"x":0"#, r#""":0,"":1"#, r#""x":{"a":1},"x":[]"#] {
+            let dup = text.replacen('{', &format!("{{{extra},"), 1);
+            assert_eq!(
+                parse(dup.as_bytes()).unwrap_err(),
+                Error::Malformed("the claims are not a valid JSON object"),
+                "{dup}"
+            );
+        }
+        // Once each is fine, and so is a name repeated inside a nested value.
+        let once = text.replacen('{', r#"{"x":{"a":1,"a":2},"y":0,"#, 1);
+        assert!(parse(once.as_bytes()).is_ok(), "{once}");
+    }
+
+    #[test]
+    fn claims_are_an_object_not_an_array() {
+        // Every claim, in order, as an array instead of an object.
+        let values: Vec<serde_json::Value> = KNOWN.iter().map(|k| user_json()[k].clone()).collect();
+        let array = serde_json::Value::Array(values).to_string();
+        assert_eq!(parse(array.as_bytes()).unwrap_err().code(), "malformed");
+        assert_eq!(parse(b"[]").unwrap_err().code(), "malformed");
     }
 
     #[test]

@@ -6,11 +6,18 @@
 //! so a header or claims member nobody reads could otherwise carry what no
 //! JSON text may (RFC 8259 §8.1, RFC 7493 §2.1). Tollgate refuses such a
 //! token as malformed, whichever member holds it (SECURITY.md D32).
+//!
+//! [`UniqueMembers`] reads a claims object the same way and also refuses a
+//! member named twice (even one nobody reads) and anything but an object.
 
+use std::borrow::Cow;
+use std::collections::HashSet;
 use std::fmt;
 
 use serde::Deserialize;
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
+
+use crate::jws::CowStr;
 
 /// A JSON value that was read completely and thrown away.
 pub(crate) struct Checked;
@@ -58,6 +65,40 @@ impl<'de> Visitor<'de> for CheckedVisitor {
     }
 }
 
+/// A JSON object read completely like [`Checked`], in which no member
+/// name is given twice (RFC 7519 §4, RFC 7515 §4: a name given twice is
+/// refused, whether or not anyone reads that member). Anything but an
+/// object is refused too. Names inside nested values are not compared:
+/// they are not claim or header names.
+pub(crate) struct UniqueMembers;
+
+impl<'de> Deserialize<'de> for UniqueMembers {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(UniqueMembersVisitor)
+    }
+}
+
+struct UniqueMembersVisitor;
+
+impl<'de> Visitor<'de> for UniqueMembersVisitor {
+    type Value = UniqueMembers;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object naming each member once")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<UniqueMembers, A::Error> {
+        let mut seen: HashSet<Cow<'de, str>> = HashSet::new();
+        while let Some(name) = map.next_key::<CowStr<'de>>()? {
+            map.next_value::<Checked>()?;
+            if !seen.insert(name.0) {
+                return Err(de::Error::custom("a member is named twice"));
+            }
+        }
+        Ok(UniqueMembers)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,6 +121,26 @@ mod tests {
             assert!(serde_json::from_str::<Checked>(bad).is_err(), "{bad}");
             // What serde's own IgnoredAny lets through.
             assert!(serde_json::from_str::<de::IgnoredAny>(bad).is_ok(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn unique_members_are_an_object_naming_each_member_once() {
+        for ok in [
+            r#"{}"#,
+            r#"{"a":1,"b":{"a":1,"a":2}}"#,
+            r#"{"a":"x","A":1}"#,
+        ] {
+            assert!(serde_json::from_str::<UniqueMembers>(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            r#"{"a":1,"a":1}"#,
+            r#"{"a":1,"\u0061":2}"#,
+            r#"{"a":"\ud800"}"#,
+            r#"["a"]"#,
+            "1",
+        ] {
+            assert!(serde_json::from_str::<UniqueMembers>(bad).is_err(), "{bad}");
         }
     }
 }
