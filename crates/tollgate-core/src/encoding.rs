@@ -6,8 +6,8 @@
 //! and the `base64` crate's scalar loop was the largest cost of an HS256
 //! validation after the HMAC itself (BENCHMARKS.md). Both refuse padding,
 //! the standard alphabet, whitespace and non-zero trailing bits; a unit
-//! property here and the `claims` fuzz target compare them. Encoding (never
-//! of untrusted input) stays with the `base64` crate.
+//! property here and the `base64` and `claims` fuzz targets compare them.
+//! Encoding (never of untrusted input) stays with the `base64` crate.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

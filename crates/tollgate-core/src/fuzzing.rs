@@ -40,3 +40,15 @@ pub fn has_control(text: &str) -> bool {
 pub fn base64_agrees(input: &[u8]) -> bool {
     crate::encoding::b64_decode(input) == crate::encoding::reference_decode(input)
 }
+
+/// The slice decoder the validator uses for payloads and signatures
+/// (into a buffer of `capacity` bytes) against the same reference: it
+/// yields the reference's bytes when they fit, and refuses otherwise.
+pub fn base64_slice_agrees(input: &[u8], capacity: usize) -> bool {
+    let mut out = vec![0u8; capacity];
+    let sliced = crate::encoding::b64_decode_slice(input, &mut out).map(|n| out[..n].to_vec());
+    match crate::encoding::reference_decode(input) {
+        Some(bytes) if bytes.len() <= capacity => sliced == Some(bytes),
+        _ => sliced.is_none(),
+    }
+}
