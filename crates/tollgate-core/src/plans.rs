@@ -32,6 +32,13 @@ pub const DEFAULT_PLAN: &str = "free";
 /// Tool calls per minute at multiplier 1.
 pub const DEFAULT_BASE_RATE_PER_MINUTE: u32 = 60;
 
+/// Largest `permissions` claim a plan may give, in bytes of JSON: a quarter
+/// of the validator's 8 KiB token limit once base64url-encoded, so that
+/// with the other claims, the header and an RSA signature every token of
+/// the plan stays well inside it. A plan over it would mint tokens every
+/// validator refuses as too large.
+pub const MAX_PERMISSIONS_CLAIM_BYTES: usize = 2048;
+
 /// One plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
@@ -234,6 +241,14 @@ impl Plans {
                 ws_connections: spec.ws_connections.unwrap_or(1),
                 rate_per_minute: base_rate.saturating_mul(multiplier),
             };
+            let claim = serde_json::to_string(&plan.permissions())
+                .map_err(|_| Error::Plans(format!("plan `{name}`: permissions")))?;
+            if claim.len() > MAX_PERMISSIONS_CLAIM_BYTES {
+                return Err(Error::Plans(format!(
+                    "plan `{name}`: its tools and permissions take {} bytes in every token, more than {MAX_PERMISSIONS_CLAIM_BYTES}; tokens would exceed the 8 KiB limit",
+                    claim.len()
+                )));
+            }
             by_name.insert(name, plan);
         }
         if !by_name.contains_key(DEFAULT_PLAN) {
@@ -324,6 +339,24 @@ mod tests {
             ["tool:search", "tool:summarize", "export:csv"]
         );
         assert_eq!(plans.find("free").unwrap().rate_per_minute, 30);
+    }
+
+    #[test]
+    fn plans_whose_tokens_would_be_too_large_are_refused() {
+        // The `plans` fuzz target's oracle (a user token of every accepted
+        // plan validates), on a hand-made 6 KB file of 900 tools: the plan
+        // was accepted and every token of it refused as over 8 KiB. Through
+        // `all_tools`, `developer` grew as large too.
+        let tools: Vec<String> = (0..900).map(|i| format!("\"t{i}\"")).collect();
+        let text = format!("[plans.pro]\ntools = [{}]\n", tools.join(","));
+        let err = Plans::from_toml(&text).unwrap_err();
+        assert!(err.to_string().contains("8 KiB"), "{err}");
+        // A plan just under the limit is fine.
+        let tools: Vec<String> = (0..150).map(|i| format!("\"t{i}\"")).collect();
+        let text = format!("[plans.pro]\ntools = [{}]\n", tools.join(","));
+        let plans = Plans::from_toml(&text).unwrap();
+        let claim = serde_json::to_string(&plans.find("developer").unwrap().permissions());
+        assert!(claim.unwrap().len() <= MAX_PERMISSIONS_CLAIM_BYTES);
     }
 
     #[test]
