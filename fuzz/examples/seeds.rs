@@ -142,6 +142,11 @@ ws_connections = 1
 "#,
     )?;
 
+    // Just over the size a plan's permissions may take in a token.
+    let tools: Vec<String> = (0..900).map(|i| format!("\"t{i}\"")).collect();
+    let too_large = format!("[plans.pro]\ntools = [{}]\n", tools.join(","));
+    write("plans", "too-large.toml", too_large.as_bytes())?;
+
     let kid = fx.ed.kid();
     let material = Secret::from("key material");
     for (name, master) in [("sealed", Some(&fx.master)), ("plain", None)] {
