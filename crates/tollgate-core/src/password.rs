@@ -8,10 +8,8 @@
 //! Policy (NIST SP 800-63B): at least 8 characters, at most 1024 bytes, no
 //! composition rules, no truncation, and not one of the most common passwords.
 
-use argon2::{
-    Algorithm as Argon2Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier,
-    Version,
-};
+use argon2::password_hash::phc::{Output, ParamsString, Salt};
+use argon2::{Algorithm as Argon2Algorithm, Argon2, Block, Params, PasswordHash, Version};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 
 use crate::{Error, Secret};
@@ -130,43 +128,126 @@ pub fn check_policy(password: &str) -> Result<(), Error> {
     Ok(())
 }
 
-fn hasher() -> Result<Argon2<'static>, Error> {
-    let params = Params::new(M_COST, T_COST, P_COST, None)
-        .map_err(|_| Error::PasswordHash("invalid argon2 parameters"))?;
-    Ok(Argon2::new(
-        Argon2Algorithm::Argon2id,
-        Version::V0x13,
-        params,
-    ))
+fn params() -> Result<Params, Error> {
+    Params::new(M_COST, T_COST, P_COST, None)
+        .map_err(|_| Error::PasswordHash("invalid argon2 parameters"))
 }
 
 /// Hashes a password with a fresh 16-byte salt; returns the PHC string.
 pub fn hash(password: &Secret) -> Result<String, Error> {
-    if password.len() > MAX_BYTES {
-        return Err(Error::WeakPassword(
-            "the password must be at most 1024 bytes long",
-        ));
-    }
-    let mut salt = [0u8; 16];
-    SystemRandom::new()
-        .fill(&mut salt)
-        .map_err(|_| Error::PasswordHash("no randomness for the salt"))?;
-    let hash = hasher()?
-        .hash_password_with_salt(password.expose(), &salt)
-        .map_err(|_| Error::PasswordHash("hashing failed"))?;
-    Ok(hash.to_string())
+    Hasher::new().hash(password)
 }
 
 /// Whether `password` matches the PHC string `phc`. A malformed PHC string
 /// is an error, not a mismatch. Passwords over the size limit never match.
 pub fn verify(password: &Secret, phc: &str) -> Result<bool, Error> {
-    let parsed = PasswordHash::new(phc).map_err(|_| Error::PasswordHash("not a PHC string"))?;
-    if password.len() > MAX_BYTES {
-        return Ok(false);
+    Hasher::new().verify(password, phc)
+}
+
+/// Hashes and verifies with one argon2 memory block (19 MiB) that it keeps
+/// and reuses. A thread that hashes all day (the token service's hashing
+/// threads) then holds exactly one block, instead of asking the allocator
+/// for 19 MiB per login and leaving it fragmented. Hashes under other
+/// parameters than today's (older PHC strings) use a block of their own.
+///
+/// The results are those of [`hash`] and [`verify`]: argon2id, v0x13, PHC
+/// strings, and a constant-time comparison of the outputs.
+#[derive(Default)]
+pub struct Hasher {
+    blocks: Vec<Block>,
+}
+
+impl std::fmt::Debug for Hasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The block holds what the last hash computed: never printed.
+        f.debug_struct("Hasher")
+            .field("blocks", &self.blocks.len())
+            .finish()
     }
-    Ok(hasher()?
-        .verify_password(password.expose(), &parsed)
-        .is_ok())
+}
+
+impl Hasher {
+    /// A hasher; its block is allocated by the first hash.
+    pub fn new() -> Hasher {
+        Hasher::default()
+    }
+
+    /// Runs argon2 into `out`, in the kept block when `params` are today's.
+    fn fill(
+        &mut self,
+        argon2: &Argon2<'_>,
+        params: &Params,
+        password: &[u8],
+        salt: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), Error> {
+        let count = params.block_count();
+        let mut own;
+        let blocks = if params.m_cost() == M_COST {
+            if self.blocks.len() != count {
+                self.blocks = vec![Block::new(); count];
+            }
+            &mut self.blocks[..]
+        } else {
+            own = vec![Block::new(); count];
+            &mut own[..]
+        };
+        argon2
+            .hash_password_into_with_memory(password, salt, out, blocks)
+            .map_err(|_| Error::PasswordHash("hashing failed"))
+    }
+
+    /// [`hash`], in the kept block.
+    pub fn hash(&mut self, password: &Secret) -> Result<String, Error> {
+        if password.len() > MAX_BYTES {
+            return Err(Error::WeakPassword(
+                "the password must be at most 1024 bytes long",
+            ));
+        }
+        let mut salt = [0u8; 16];
+        SystemRandom::new()
+            .fill(&mut salt)
+            .map_err(|_| Error::PasswordHash("no randomness for the salt"))?;
+        let params = params()?;
+        let argon2 = Argon2::new(Argon2Algorithm::Argon2id, Version::V0x13, params.clone());
+        let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+        self.fill(&argon2, &params, password.expose(), &salt, &mut out)?;
+        let phc = PasswordHash {
+            algorithm: Argon2Algorithm::Argon2id.ident(),
+            version: Some(Version::V0x13.into()),
+            params: ParamsString::try_from(&params)
+                .map_err(|_| Error::PasswordHash("invalid argon2 parameters"))?,
+            salt: Some(Salt::new(&salt).map_err(|_| Error::PasswordHash("invalid salt"))?),
+            hash: Some(Output::new(&out).map_err(|_| Error::PasswordHash("invalid output"))?),
+        };
+        Ok(phc.to_string())
+    }
+
+    /// [`verify`], in the kept block when the PHC string has today's
+    /// parameters.
+    pub fn verify(&mut self, password: &Secret, phc: &str) -> Result<bool, Error> {
+        const MALFORMED: Error = Error::PasswordHash("not a PHC string");
+        let parsed = PasswordHash::new(phc).map_err(|_| MALFORMED)?;
+        if password.len() > MAX_BYTES {
+            return Ok(false);
+        }
+        let algorithm =
+            Argon2Algorithm::try_from(parsed.algorithm.as_str()).map_err(|_| MALFORMED)?;
+        let version = match parsed.version {
+            Some(v) => Version::try_from(v).map_err(|_| MALFORMED)?,
+            None => Version::default(),
+        };
+        let params = Params::try_from(&parsed).map_err(|_| MALFORMED)?;
+        let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
+            return Err(MALFORMED);
+        };
+        let argon2 = Argon2::new(algorithm, version, params.clone());
+        let mut out = vec![0u8; expected.len()];
+        self.fill(&argon2, &params, password.expose(), salt, &mut out)?;
+        let computed = Output::new(&out).map_err(|_| Error::PasswordHash("invalid output"))?;
+        // `Output`'s equality is constant-time.
+        Ok(&computed == expected)
+    }
 }
 
 /// Whether `phc` was made with other parameters than today's (and should be
@@ -231,5 +312,76 @@ mod tests {
         let phc = hash(&Secret::from(a.as_str())).unwrap();
         assert!(verify(&Secret::from(a.as_str()), &phc).unwrap());
         assert!(!verify(&Secret::from(b.as_str()), &phc).unwrap());
+    }
+
+    #[test]
+    fn a_kept_block_gives_the_same_answers_as_a_fresh_one() {
+        use argon2::PasswordHasher;
+
+        let mut hasher = Hasher::new();
+        let password = Secret::from("correct horse battery");
+        let mine = hasher.hash(&password).unwrap();
+        assert!(
+            mine.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{mine}"
+        );
+        // Verified by the argon2 crate's own verifier, and the reverse.
+        let parsed = PasswordHash::new(&mine).unwrap();
+        assert!(
+            argon2::PasswordVerifier::verify_password(
+                &Argon2::default(),
+                b"correct horse battery",
+                &parsed
+            )
+            .is_ok()
+        );
+        let salt = [7u8; 16];
+        let theirs = Argon2::new(Argon2Algorithm::Argon2id, Version::V0x13, params().unwrap())
+            .hash_password_with_salt(b"correct horse battery", &salt)
+            .unwrap()
+            .to_string();
+        for _ in 0..2 {
+            // The block is reused: the second round must answer alike.
+            assert!(hasher.verify(&password, &theirs).unwrap());
+            assert!(hasher.verify(&password, &mine).unwrap());
+            assert!(
+                !hasher
+                    .verify(&Secret::from("correct horse batterx"), &mine)
+                    .unwrap()
+            );
+        }
+        assert_eq!(hasher.blocks.len(), params().unwrap().block_count());
+
+        // Older parameters and other variants verify in a block of their own.
+        let old = Params::new(4096, 3, 1, None).unwrap();
+        for alg in [Argon2Algorithm::Argon2id, Argon2Algorithm::Argon2i] {
+            let phc = Argon2::new(alg, Version::V0x10, old.clone())
+                .hash_password_with_salt(b"an older password", &salt)
+                .unwrap()
+                .to_string();
+            assert!(
+                hasher
+                    .verify(&Secret::from("an older password"), &phc)
+                    .unwrap()
+            );
+            assert!(
+                !hasher
+                    .verify(&Secret::from("an older passwore"), &phc)
+                    .unwrap()
+            );
+            assert!(needs_rehash(&phc));
+        }
+        assert_eq!(hasher.blocks.len(), params().unwrap().block_count());
+
+        // Malformed PHC strings are errors, never matches.
+        for bad in [
+            "garbage",
+            "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0",
+            "$argon2id$v=99$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNo",
+            "$scrypt$ln=15,r=8,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNo",
+        ] {
+            assert!(hasher.verify(&password, bad).is_err(), "{bad}");
+        }
+        assert!(format!("{hasher:?}").starts_with("Hasher { blocks: "));
     }
 }

@@ -3,10 +3,10 @@
 //!
 //! Each hash fills 19 MiB for tens of milliseconds. The pool owns one
 //! thread per core (the `hash_slots` option), so at most that many hashes
-//! run at once and memory stays bounded however many logins arrive: the
-//! allocator keeps a freed block for the thread that used it, and with a
-//! fixed set of threads that is a fixed set of blocks (on the blocking pool,
-//! each of hundreds of threads could keep its own). A bounded number of
+//! run at once, and each thread hashes in one block it keeps
+//! ([`password::Hasher`]): memory is `hash_slots × 19 MiB` however many
+//! logins arrive, never a block per login for the allocator to fragment
+//! (a login flood once left 250 MiB resident). A bounded number of
 //! jobs may wait; beyond that the answer is 503 `overloaded` at once, so
 //! `/healthz`, introspection and token refreshes never queue behind logins.
 //!
@@ -21,7 +21,7 @@ use tollgate_core::{Secret, password};
 
 use crate::ApiError;
 
-type Job = Box<dyn FnOnce() + Send>;
+type Job = Box<dyn FnOnce(&mut password::Hasher) + Send>;
 
 /// The hashing threads, their queue and the dummy hash.
 pub(crate) struct PasswordPool {
@@ -48,9 +48,9 @@ impl PasswordPool {
             dummy: Arc::from(""),
         };
         let dummy = pool
-            .run(|| {
+            .run(|hasher| {
                 let random = tollgate_core::opaque::generate("dummy_")?;
-                password::hash(&random)
+                hasher.hash(&random)
             })
             .await
             .map_err(|_| tollgate_core::Error::PasswordHash("the dummy hash job failed"))??;
@@ -61,12 +61,12 @@ impl PasswordPool {
     /// Runs `job` on a hashing thread; `overloaded` when the queue is full.
     async fn run<T: Send + 'static>(
         &self,
-        job: impl FnOnce() -> T + Send + 'static,
+        job: impl FnOnce(&mut password::Hasher) -> T + Send + 'static,
     ) -> Result<T, ApiError> {
         let (reply, answer) = oneshot::channel();
-        let job: Job = Box::new(move || {
+        let job: Job = Box::new(move |hasher| {
             // The caller may have gone (a dropped request): nothing to do.
-            let _ = reply.send(job());
+            let _ = reply.send(job(hasher));
         });
         self.jobs.try_send(job).map_err(|error| match error {
             TrySendError::Full(_) => ApiError::Overloaded,
@@ -85,10 +85,10 @@ impl PasswordPool {
         phc: Option<String>,
     ) -> Result<Verified, ApiError> {
         let dummy = self.dummy.clone();
-        self.run(move || {
+        self.run(move |hasher| {
             let real = phc.is_some();
             let phc = phc.as_deref().unwrap_or(&dummy);
-            let matched = match password::verify(&password, phc) {
+            let matched = match hasher.verify(&password, phc) {
                 Ok(matched) => matched && real,
                 Err(error) => {
                     tracing::error!(code = error.code(), "a stored password hash is unusable");
@@ -96,7 +96,7 @@ impl PasswordPool {
                 }
             };
             let rehash = if matched && password::needs_rehash(phc) {
-                password::hash(&password).ok()
+                hasher.hash(&password).ok()
             } else {
                 None
             };
@@ -107,20 +107,22 @@ impl PasswordPool {
 
     /// Hashes a new password (registration, admin creation).
     pub async fn hash(&self, password: Secret) -> Result<String, ApiError> {
-        self.run(move || password::hash(&password))
+        self.run(move |hasher| hasher.hash(&password))
             .await?
             .map_err(ApiError::from)
     }
 }
 
-/// A hashing thread: takes jobs until the pool is dropped.
+/// A hashing thread: takes jobs until the pool is dropped, all in one
+/// argon2 memory block.
 fn work(queue: &Mutex<Receiver<Job>>) {
+    let mut hasher = password::Hasher::new();
     loop {
         // The lock is held only while waiting for the next job, never
         // while one runs.
         let job = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
         match job {
-            Ok(job) => job(),
+            Ok(job) => job(&mut hasher),
             Err(_) => return,
         }
     }
