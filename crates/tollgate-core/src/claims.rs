@@ -385,10 +385,18 @@ impl Minter {
     /// Signs arbitrary claims after checking their shape. For test issuers
     /// that need expired or odd-but-valid tokens; production code uses
     /// [`Minter::user`] and [`Minter::service`].
+    ///
+    /// A token over [`MAX_TOKEN_BYTES`](crate::MAX_TOKEN_BYTES) is refused
+    /// here (`token_too_large`): every validator would refuse it, so a login
+    /// that minted it would hand out a token that works nowhere.
     pub fn sign(&self, claims: &Claims) -> Result<String, Error> {
         claims.check_shape()?;
         let payload = serde_json::to_vec(claims).map_err(|_| Error::Signing)?;
-        jws::sign(&self.key, ACCESS_TOKEN_TYP, &payload)
+        let token = jws::sign(&self.key, ACCESS_TOKEN_TYP, &payload)?;
+        if token.len() > crate::MAX_TOKEN_BYTES {
+            return Err(Error::TooLarge);
+        }
+        Ok(token)
     }
 }
 
@@ -850,6 +858,34 @@ mod tests {
         let mut json = user_json();
         json.as_object_mut().unwrap().remove(key);
         parse_json(&json)
+    }
+
+    #[test]
+    fn a_token_no_validator_would_take_is_never_minted() {
+        let key = crate::ManagedKey::generate(crate::Algorithm::EdDSA, 1000).unwrap();
+        let minter = Minter::new(
+            "https://auth.example",
+            vec!["api".into()],
+            key.signing_key().unwrap(),
+        )
+        .unwrap();
+        let grant = |roles: usize| UserGrant {
+            sub: "u1".into(),
+            sid: "s1".into(),
+            email: "a@example.com".into(),
+            roles: (0..roles).map(|i| format!("role-{i:04}")).collect(),
+            plan: "pro".into(),
+            permissions: vec!["tool:search".into()],
+            client_id: "web".into(),
+            scope: String::new(),
+        };
+        let (token, _) = minter.user(grant(10), 1000, 900).unwrap();
+        assert!(token.len() < crate::MAX_TOKEN_BYTES);
+        // About 14 bytes of JSON per role, a third more in base64url.
+        assert_eq!(
+            minter.user(grant(600), 1000, 900).unwrap_err(),
+            Error::TooLarge
+        );
     }
 
     #[test]
