@@ -74,8 +74,11 @@ impl<S: Send + Sync> FromRequest<S> for Form {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, _: &S) -> Result<Form, ApiError> {
+        // The OAuth endpoints speak OAuth (RFC 6749 §5.2): a body that is
+        // not a form, an empty one included, is a malformed request (400
+        // `invalid_request`), not HTTP's 415 (issue 9, item 7).
         if media_type(request.headers()).as_deref() != Some("application/x-www-form-urlencoded") {
-            return Err(ApiError::UnsupportedMediaType(
+            return Err(ApiError::bad_request(
                 "send the parameters as application/x-www-form-urlencoded",
             ));
         }

@@ -45,7 +45,7 @@ async fn caller(
     responses((status = 200, body = TokenResponse),
               (status = 400, description = "invalid_request, invalid_grant, invalid_scope, unsupported_grant_type", body = ErrorBody),
               (status = 401, description = "invalid_client", body = ErrorBody),
-              (status = 415, body = ErrorBody), (status = 503, body = ErrorBody)))]
+              (status = 503, body = ErrorBody)))]
 pub(crate) async fn token(
     State(state): State<AppState>,
     headers: HeaderMap,

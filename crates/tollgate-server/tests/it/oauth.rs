@@ -284,3 +284,41 @@ async fn a_client_id_cannot_equal_a_user_id_and_service_tokens_are_not_user_toke
             .contains("wrong type")
     );
 }
+
+/// Issue 9, item 7: the OAuth endpoints answer an empty body, or one that is
+/// not form-encoded, with OAuth's 400 `invalid_request` (RFC 6749 §5.2)
+/// naming the expected content type, never HTTP's 415.
+#[tokio::test]
+async fn issue_9_non_form_bodies_at_oauth_endpoints_are_invalid_request() {
+    let api = Api::start().await;
+    let (id, secret) = api.client("svc-forms", &["introspect", "revoke"]).await;
+    for path in ["/oauth/token", "/oauth/introspect", "/oauth/revoke"] {
+        for (content_type, body) in [
+            (None, ""),
+            (None, "token=x"),
+            (Some("application/json"), r#"{"grant_type":"client_credentials"}"#),
+            (Some("text/plain"), "grant_type=client_credentials"),
+            (Some("multipart/form-data; boundary=x"), "--x--"),
+        ] {
+            let mut request = api
+                .http
+                .post(api.url(path))
+                .basic_auth(&id, Some(&secret))
+                .body(body);
+            if let Some(content_type) = content_type {
+                request = request.header("content-type", content_type);
+            }
+            let answer = crate::common::Answer::from(request.send().await.unwrap()).await;
+            answer.expect(400, Some("invalid_request"));
+            assert!(
+                answer.body["error_description"]
+                    .as_str()
+                    .unwrap()
+                    .contains("application/x-www-form-urlencoded"),
+                "{path} {content_type:?}: {}",
+                answer.text
+            );
+            assert_eq!(answer.header("cache-control"), "no-store", "{path}");
+        }
+    }
+}
