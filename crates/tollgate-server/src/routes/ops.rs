@@ -28,9 +28,11 @@ pub(crate) struct Checks {
     revocations: &'static str,
     /// Redis (only when `TOLLGATE_REDIS_URL` is set): `ok` when this
     /// instance is subscribed to the other instances' notices and Redis
-    /// answers, else `down`. While it is down the instance still serves
-    /// correctly (it polls the store and counts login failures alone), but
-    /// it is not the deployment that was configured, so it is not ready.
+    /// answers, else `down`. Reported only: while Redis is down the instance
+    /// still serves correctly (it polls the store and counts login failures
+    /// alone), so it stays ready. Taking every instance out of the load
+    /// balancer because a shared cache is away would turn a degradation
+    /// into an outage.
     #[serde(skip_serializing_if = "Option::is_none")]
     redis: Option<&'static str>,
 }
@@ -45,10 +47,12 @@ pub(crate) async fn healthz() -> axum::Json<Health> {
     })
 }
 
-/// `GET /readyz`: 200 when every dependency works, else 503.
+/// `GET /readyz`: 200 when the instance serves correctly (the store
+/// answers and the revocation view is current), else 503. Redis is
+/// reported, never a reason for 503 (issue 9, item 9).
 #[utoipa::path(get, path = "/readyz", tag = "operations",
-    responses((status = 200, description = "Ready", body = Health),
-              (status = 503, description = "A dependency is down", body = Health)))]
+    responses((status = 200, description = "Ready; `checks.redis` may still say `down` (the instance works without Redis)", body = Health),
+              (status = 503, description = "The store is down or the revocation view is stale: this instance cannot answer correctly", body = Health)))]
 pub(crate) async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let store = state.store.ping().await.is_ok();
     let revocations = state.revocations.is_current();
@@ -56,7 +60,8 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         Some(fanout) => Some(fanout.is_healthy().await),
         None => None,
     };
-    let ready = store && revocations && redis.unwrap_or(true);
+    // Redis is left out on purpose: see `Checks::redis`.
+    let ready = store && revocations;
     let body = Health {
         status: if ready { "ready" } else { "unavailable" },
         checks: Some(Checks {

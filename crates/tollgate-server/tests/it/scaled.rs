@@ -202,12 +202,12 @@ async fn closed_port() -> u16 {
 }
 
 #[tokio::test]
-async fn with_redis_unreachable_an_instance_serves_polls_and_is_not_ready() {
+async fn with_redis_unreachable_an_instance_serves_polls_and_stays_ready() {
     let url = format!("redis://127.0.0.1:{}", closed_port().await);
     let api = Api::with(TestServer::builder().redis(&url, "tollgate-test:unreachable")).await;
     let ready = api.get("/readyz", None).await;
-    ready.expect(503, None);
-    assert_eq!(ready.body["status"], "unavailable");
+    ready.expect(200, None);
+    assert_eq!(ready.body["status"], "ready");
     assert_eq!(ready.body["checks"]["redis"], "down");
     assert_eq!(ready.body["checks"]["store"], "ok");
     assert_eq!(ready.body["checks"]["revocations"], "ok");
@@ -231,6 +231,92 @@ async fn with_redis_unreachable_an_instance_serves_polls_and_is_not_ready() {
         !b.is_active(&introspector, &access).await
     })
     .await;
+}
+
+/// A Redis server of one test's own (`redis-server` on a free port, no
+/// persistence), so that the test can stop and start it. Killed on drop.
+struct PrivateRedis {
+    port: u16,
+    child: Option<tokio::process::Child>,
+}
+
+impl PrivateRedis {
+    async fn start() -> PrivateRedis {
+        let mut redis = PrivateRedis {
+            port: closed_port().await,
+            child: None,
+        };
+        redis.restart().await;
+        redis
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts it (again, on the same port) and waits until it answers.
+    async fn restart(&mut self) {
+        let child = tokio::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("this test needs redis-server on the PATH");
+        self.child = Some(child);
+        let client = redis::Client::open(self.url()).unwrap();
+        for _ in 0..100 {
+            if let Ok(mut conn) = client.get_multiplexed_async_connection().await
+                && redis::cmd("PING")
+                    .query_async::<String>(&mut conn)
+                    .await
+                    .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the private redis-server on port {} never answered", self.port);
+    }
+
+    async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await.unwrap();
+        }
+    }
+}
+
+/// Issue 9, item 9: Redis going down is reported by `/readyz`, which stays
+/// 200 (every instance works without Redis); only the store makes it 503.
+#[tokio::test]
+async fn issue_9_readiness_reports_a_stopped_redis_and_stays_200() {
+    let mut redis = PrivateRedis::start().await;
+    let api = Api::with(TestServer::builder().redis(&redis.url(), "tollgate-test:private")).await;
+    redis_readiness(&api, "ok").await;
+    api.get("/readyz", None).await.expect(200, None);
+
+    redis.stop().await;
+    redis_readiness(&api, "down").await;
+    let ready = api.get("/readyz", None).await;
+    ready.expect(200, None);
+    assert_eq!(ready.body["status"], "ready");
+    assert_eq!(ready.body["checks"]["store"], "ok");
+    assert_eq!(ready.body["checks"]["revocations"], "ok");
+    // And it does serve: a user registers, logs in and is known.
+    let access = api.user("redis-down@example.com").await.str("access_token");
+    api.get("/v1/auth/me", Some(&access))
+        .await
+        .expect(200, None);
+
+    redis.restart().await;
+    redis_readiness(&api, "ok").await;
+
+    // What does stop it from serving correctly is still a 503.
+    api.server.cut_store().await;
+    let ready = api.get("/readyz", None).await;
+    ready.expect(503, None);
+    assert_eq!(ready.body["checks"]["store"], "down");
+    redis.stop().await;
 }
 
 #[tokio::test]
