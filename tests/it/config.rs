@@ -37,6 +37,7 @@ fn two_legacy_lifetimes_that_disagree_fail_naming_both() {
         TOLLGATE_BOOTSTRAP_ADMIN_PASSWORD  (unset)                               default (development)
         TOLLGATE_FEED_DOWN_POLICY          introspect                            default (development)
         TOLLGATE_ALLOW_QUERY_TOKEN         off                                   default (development)
+        TOLLGATE_KEEP_ALIVE_TIMEOUT        75                                    default (development)
 
         error: JWT_ACCESS_TOKEN_EXPIRE_MINUTES=30 (= 1800 s) and JWT_ACCESS_EXPIRY_MINUTES=15 (= 900 s) disagree; set only TOLLGATE_ACCESS_TOKEN_TTL
         warning: JWT_ACCESS_TOKEN_EXPIRE_MINUTES is a deprecated name; use TOLLGATE_ACCESS_TOKEN_TTL
@@ -304,6 +305,16 @@ fn production_json_lists_sources_and_errors() {
                 "kind": "default"
               },
               "value": "off"
+            },
+            {
+              "key": "keep_alive_timeout",
+              "name": "TOLLGATE_KEEP_ALIVE_TIMEOUT",
+              "secret": false,
+              "source": {
+                "environment": "production",
+                "kind": "default"
+              },
+              "value": "75"
             }
           ],
           "warnings": [
@@ -436,7 +447,7 @@ fn explain_lists_every_setting() {
     assert_eq!(run.code, 0, "{run:?}");
     let explained: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     let settings = explained["settings"].as_array().unwrap();
-    assert_eq!(settings.len(), 22);
+    assert_eq!(settings.len(), tollgate_core::config::settings().len());
     let issuer = settings
         .iter()
         .find(|s| s["name"] == "TOLLGATE_ISSUER")

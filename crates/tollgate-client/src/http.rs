@@ -55,6 +55,13 @@ impl Failure {
     }
 }
 
+/// How long an idle pooled connection to the token service is kept: less
+/// than the token service keeps it (`TOLLGATE_KEEP_ALIVE_TIMEOUT`, 75 s by
+/// default) and than the 60 s load balancers in front commonly keep, so the
+/// SDK never sends a request on a connection the other side has just closed
+/// (reqwest's own default, 90 s, is longer than both).
+pub(crate) const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(50);
+
 /// Timeouts of the SDK's requests.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Timeouts {
@@ -85,6 +92,7 @@ impl Http {
         crate::crypto::install_crypto_provider();
         let client = reqwest::Client::builder()
             .connect_timeout(timeouts.connect)
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("tollgate-client/", env!("CARGO_PKG_VERSION")))
             .tcp_nodelay(true)
@@ -254,6 +262,16 @@ impl Credentials {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 9, item 3: the SDK lets a pooled connection go before the
+    /// token service (its default keep-alive timeout) or a load balancer in
+    /// front (60 s) would close it.
+    #[test]
+    fn the_pool_lets_idle_connections_go_before_the_server_does() {
+        let server_keeps = tollgate_core::config::Config::development().keep_alive_timeout;
+        assert!(POOL_IDLE_TIMEOUT < Duration::from_secs(server_keeps));
+        assert!(POOL_IDLE_TIMEOUT < Duration::from_secs(60));
+    }
 
     #[test]
     fn basic_credentials_are_form_encoded_then_base64() {

@@ -165,6 +165,10 @@ pub struct Config {
     /// `TOLLGATE_ALLOW_QUERY_TOKEN`: accept a WebSocket token in the query
     /// string. Development-only switch; default off.
     pub allow_query_token: bool,
+    /// `TOLLGATE_KEEP_ALIVE_TIMEOUT`, seconds an idle keep-alive connection
+    /// is kept open by the token service; default 75 (longer than the 60 s
+    /// of common load balancers and the SDK's pool).
+    pub keep_alive_timeout: u64,
 }
 
 impl Config {
@@ -195,6 +199,7 @@ impl Config {
             bootstrap_admin_password: None,
             feed_down_policy: FeedDownPolicy::Introspect,
             allow_query_token: false,
+            keep_alive_timeout: 75,
         }
     }
 

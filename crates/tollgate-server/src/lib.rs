@@ -401,7 +401,11 @@ impl Server {
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(%addr, issuer = %state.config.issuer, "tollgate is serving");
         }
-        serve::serve(listener, app, state.options.header_read_timeout, signal).await;
+        let limits = serve::Limits {
+            header_read: state.options.header_read_timeout,
+            keep_alive: Duration::from_secs(state.config.keep_alive_timeout),
+        };
+        serve::serve(listener, app, limits, signal).await;
         let _ = stop.send(true);
         for task in background {
             task.abort();

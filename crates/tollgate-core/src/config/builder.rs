@@ -621,6 +621,7 @@ impl Resolver {
             bootstrap_admin_password: self.secret(Setting::BootstrapAdminPassword).cloned(),
             feed_down_policy,
             allow_query_token: self.switch(Setting::AllowQueryToken)?,
+            keep_alive_timeout: self.seconds(Setting::KeepAliveTimeout)?,
         })
     }
 }

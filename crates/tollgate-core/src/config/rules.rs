@@ -22,6 +22,21 @@ impl Resolver {
         self.check_development_switches();
         self.check_bootstrap_admin();
         self.check_lifetimes();
+        self.check_keep_alive();
+    }
+
+    /// Load balancers and client pools (AWS ALB, nginx, the SDK) keep idle
+    /// connections up to 60 s: a server that closes sooner races them, and
+    /// a request sent on a connection the server just closed fails.
+    fn check_keep_alive(&mut self) {
+        if let Some(timeout) = self.seconds(Setting::KeepAliveTimeout)
+            && timeout < 60
+        {
+            self.warning(format!(
+                "{} is {timeout} s; load balancers and client pools that keep idle connections 60 s will reuse connections the server has closed (keep it above theirs)",
+                self.origin(Setting::KeepAliveTimeout)
+            ));
+        }
     }
 
     fn check_issuer(&mut self) {

@@ -58,6 +58,8 @@ pub enum Setting {
     FeedDownPolicy,
     /// `TOLLGATE_ALLOW_QUERY_TOKEN`.
     AllowQueryToken,
+    /// `TOLLGATE_KEEP_ALIVE_TIMEOUT`.
+    KeepAliveTimeout,
 }
 
 impl Setting {
@@ -296,7 +298,7 @@ const fn alias(name: &'static str) -> Alias {
     }
 }
 
-static SETTINGS: [SettingSpec; 22] = [
+static SETTINGS: &[SettingSpec] = &[
     SettingSpec {
         setting: Setting::Environment,
         env: "TOLLGATE_ENV",
@@ -597,6 +599,18 @@ static SETTINGS: [SettingSpec; 22] = [
         development_only: true,
         description: "Accept a WebSocket token in the query string (it ends up in access logs). Development only.",
         defaults: everywhere("off"),
+    },
+    SettingSpec {
+        setting: Setting::KeepAliveTimeout,
+        env: "TOLLGATE_KEEP_ALIVE_TIMEOUT",
+        key: "keep_alive_timeout",
+        flag: Some("keep-alive-timeout"),
+        aliases: &[],
+        kind: Kind::Duration,
+        secret: false,
+        development_only: false,
+        description: "How long `tollgate serve` keeps an idle keep-alive connection open. Keep it longer than the idle timeout of the load balancer or client pools in front (AWS ALB and nginx: 60 s; the SDK: 50 s), or they reuse connections the server has just closed. A request head, once started, must still arrive within 10 s.",
+        defaults: everywhere("75"),
     },
 ];
 

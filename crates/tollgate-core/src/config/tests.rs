@@ -461,6 +461,35 @@ fn long_lifetimes() {
     );
 }
 
+/// Issue 9, item 3: idle keep-alive connections are kept 75 s unless set;
+/// shorter than the 60 s of load balancers and client pools is a warning.
+#[test]
+fn keep_alive_timeout_defaults_to_75_s_and_warns_below_60() {
+    check_value(
+        "",
+        Setting::KeepAliveTimeout,
+        expect!["75 <- default (development)"],
+    );
+    check_value(
+        "TOLLGATE_KEEP_ALIVE_TIMEOUT=2m",
+        Setting::KeepAliveTimeout,
+        expect!["120 (2m) <- env TOLLGATE_KEEP_ALIVE_TIMEOUT"],
+    );
+    check(
+        "TOLLGATE_KEEP_ALIVE_TIMEOUT=10s",
+        expect![[r#"
+            warning: TOLLGATE_KEEP_ALIVE_TIMEOUT is 10 s; load balancers and client pools that keep idle connections 60 s will reuse connections the server has closed (keep it above theirs)
+            ok
+        "#]],
+    );
+    check(
+        "TOLLGATE_KEEP_ALIVE_TIMEOUT=0",
+        expect![[r#"
+            error: TOLLGATE_KEEP_ALIVE_TIMEOUT=0 is zero; a lifetime must be at least one second
+        "#]],
+    );
+}
+
 #[test]
 fn unknown_variables_warn_with_a_suggestion() {
     check(

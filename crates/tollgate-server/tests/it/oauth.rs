@@ -296,7 +296,10 @@ async fn issue_9_non_form_bodies_at_oauth_endpoints_are_invalid_request() {
         for (content_type, body) in [
             (None, ""),
             (None, "token=x"),
-            (Some("application/json"), r#"{"grant_type":"client_credentials"}"#),
+            (
+                Some("application/json"),
+                r#"{"grant_type":"client_credentials"}"#,
+            ),
             (Some("text/plain"), "grant_type=client_credentials"),
             (Some("multipart/form-data; boundary=x"), "--x--"),
         ] {

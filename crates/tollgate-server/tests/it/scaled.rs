@@ -276,7 +276,10 @@ impl PrivateRedis {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("the private redis-server on port {} never answered", self.port);
+        panic!(
+            "the private redis-server on port {} never answered",
+            self.port
+        );
     }
 
     async fn stop(&mut self) {
