@@ -282,7 +282,7 @@ impl SettingSpec {
 
 /// Every setting, in display order.
 pub fn settings() -> &'static [SettingSpec] {
-    &SETTINGS
+    SETTINGS
 }
 
 const fn everywhere(value: &'static str) -> [DefaultValue; 4] {
