@@ -46,9 +46,19 @@ where
     F: FnOnce(TestServerBuilder) -> Fut,
     Fut: Future<Output = ()>,
 {
+    in_postgres_schema(|url, schema| body(TestServer::builder().postgres(url, &schema))).await;
+}
+
+/// Runs `body` with the Postgres URL and a fresh schema name; the schema
+/// is dropped afterwards.
+pub(crate) async fn in_postgres_schema<F, Fut>(body: F)
+where
+    F: FnOnce(&'static str, String) -> Fut,
+    Fut: Future<Output = ()>,
+{
     let url = postgres_url().await;
     let schema = format!("tollgate_server_test_{}", uuid::Uuid::new_v4().simple());
-    let outcome = AssertUnwindSafe(body(TestServer::builder().postgres(url, &schema)))
+    let outcome = AssertUnwindSafe(body(url, schema.clone()))
         .catch_unwind()
         .await;
     let mut conn = PgConnection::connect(url).await.unwrap();

@@ -10,17 +10,16 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
+use tokio::net::TcpListener;
 use tollgate_server::Clock;
 use tollgate_server::testkit::TestServer;
 
 use crate::common::{Api, PASSWORD};
 use crate::instances::{eventually, instances_converge, kid, on_postgres};
+use crate::proxy::Proxy;
 
 /// Long enough that nothing in a test happens by polling.
 const NEVER: Duration = Duration::from_secs(3600);
@@ -328,83 +327,26 @@ async fn instances_on_sqlite_converge_by_polling_while_redis_is_unreachable() {
     instances_converge(TestServer::builder().redis(&url, "tollgate-test:unreachable")).await;
 }
 
-/// A TCP proxy to Redis that can be cut (every connection dropped, new
-/// ones refused) and restored, on a fixed port.
-struct Proxy {
-    port: u16,
-    task: Mutex<Option<JoinHandle<()>>>,
-    connections: Arc<Mutex<Vec<JoinHandle<()>>>>,
+fn redis_proxy_url(proxy: &Proxy) -> String {
+    format!("redis://127.0.0.1:{}", proxy.port())
 }
 
-impl Proxy {
-    async fn start() -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let proxy = Proxy {
-            port: listener.local_addr().unwrap().port(),
-            task: Mutex::new(None),
-            connections: Arc::new(Mutex::new(Vec::new())),
-        };
-        proxy.serve(listener);
-        proxy
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn serve(&self, listener: TcpListener) {
-        let target = redis_url()
+async fn redis_proxy() -> Proxy {
+    Proxy::start(
+        redis_url()
             .trim_start_matches("redis://")
             .trim_end_matches('/')
-            .to_owned();
-        let connections = self.connections.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((mut inbound, _)) = listener.accept().await else {
-                    return;
-                };
-                let target = target.clone();
-                let connection = tokio::spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(&target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-                connections.lock().unwrap().push(connection);
-            }
-        });
-        *self.task.lock().unwrap() = Some(task);
-    }
-
-    /// Drops every connection and stops listening: Redis is gone.
-    fn cut(&self) {
-        if let Some(task) = self.task.lock().unwrap().take() {
-            task.abort();
-        }
-        for connection in self.connections.lock().unwrap().drain(..) {
-            connection.abort();
-        }
-    }
-
-    /// Listens again on the same port.
-    async fn restore(&self) {
-        let mut last = None;
-        for _ in 0..100 {
-            match TcpListener::bind(("127.0.0.1", self.port)).await {
-                Ok(listener) => return self.serve(listener),
-                Err(error) => last = Some(error),
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("rebinding the proxy: {last:?}");
-    }
+            .to_owned(),
+    )
+    .await
 }
 
 #[tokio::test]
 async fn after_redis_comes_back_instances_resubscribe_and_notices_flow_again() {
     with_redis_prefix(|prefix| async move {
         on_postgres(|builder| async move {
-            let proxy = Proxy::start().await;
-            let a = Api::with(builder.redis(&proxy.url(), &prefix)).await;
+            let proxy = redis_proxy().await;
+            let a = Api::with(builder.redis(&redis_proxy_url(&proxy), &prefix)).await;
             let b = deaf_instance(&a).await;
             redis_readiness(&b, "ok").await;
             let introspector = a.client("rs-comeback", &["introspect"]).await;
