@@ -9,7 +9,9 @@
 //!   authentication, Basic or form), and [`Peer`] (the client address).
 //!
 //! Bearer tokens are checked for size before anything decodes them, and go
-//! to [`tollgate_core::Validator`] only through [`AppState::validate`].
+//! to [`tollgate_core::Validator`] only through [`AppState::authenticate`]
+//! (which answers 503 rather than accept a token while the revocation view
+//! is stale).
 
 use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
@@ -237,10 +239,7 @@ impl FromRequestParts<AppState> for UserAuth {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer(&parts.headers)?.ok_or(ApiError::MissingToken)?;
-        state
-            .validate(token, Expect::Access)
-            .map(UserAuth)
-            .map_err(ApiError::InvalidToken)
+        state.authenticate(token, Expect::Access).map(UserAuth)
     }
 }
 
@@ -254,9 +253,7 @@ impl FromRequestParts<AppState> for AdminAuth {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer(&parts.headers)?.ok_or(ApiError::MissingToken)?;
-        let claims = state
-            .validate(token, Expect::Any)
-            .map_err(ApiError::InvalidToken)?;
+        let claims = state.authenticate(token, Expect::Any)?;
         let allowed = if claims.is_user() {
             claims.has_role("admin")
         } else {
@@ -279,9 +276,7 @@ pub(crate) fn service_bearer(
     let Some(token) = bearer(headers)? else {
         return Ok(None);
     };
-    let claims = state
-        .validate(token, Expect::Service)
-        .map_err(ApiError::InvalidToken)?;
+    let claims = state.authenticate(token, Expect::Service)?;
     if !claims.has_scope(scope) {
         return Err(ApiError::InsufficientScope);
     }

@@ -273,7 +273,7 @@ impl ServerBuilder {
         let plans = load_plans(&config).await?;
         let now = clock.now();
         let keys = KeyManager::start(&config, store.clone(), now).await?;
-        let revocations = RevocationView::new();
+        let revocations = RevocationView::new(RevocationView::max_age(options.poll_interval));
         let pump = Pump::new();
         pump.catch_up(store.as_ref(), &revocations, now).await?;
         let passwords = PasswordPool::new(options.hash_slots)

@@ -24,6 +24,9 @@ pub(crate) const ISSUED: &str = "tollgate_tokens_issued_total";
 pub(crate) const VALIDATION_FAILURES: &str = "tollgate_token_validation_failures_total";
 /// Revocations written, by `kind` (`token`, `session`, `user`).
 pub(crate) const REVOCATIONS: &str = "tollgate_revocations_total";
+/// Tokens that validated but were answered 503 because the revocation view
+/// was stale (issue 16).
+pub(crate) const STALE_REFUSALS: &str = "tollgate_stale_refusals_total";
 /// Refresh tokens presented a second time (each revokes its session).
 pub(crate) const REFRESH_REUSE: &str = "tollgate_refresh_reuse_total";
 /// Failed logins.

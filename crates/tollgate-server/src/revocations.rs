@@ -14,13 +14,19 @@
 //!
 //! **Invariant:** the view only grows between prunes, and an entry is
 //! pruned only after its `expires_at` (every token it could kill has expired).
-//! When the store cannot be read, the view says it is stale
-//! ([`RevocationView::is_current`]) and introspection answers 503 instead of
-//! a possibly wrong `active: true`.
+//! So a "no" from the view is always certain; a "yes" is only as good as
+//! the last read of the store. When the last read failed, or the last
+//! successful one began more than [`RevocationView::max_age`] ago (a read
+//! that hangs on a black-holed database never fails by itself), the view
+//! says it is stale ([`RevocationView::is_current`]) and every
+//! bearer-authenticated route and introspection answer 503 instead of a
+//! possibly wrong yes (see `AppState::authenticate`, the one place that
+//! applies this rule).
 
 use std::collections::HashMap;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, broadcast};
 use tollgate_core::wire::{RevocationEvent, RevocationKind};
@@ -40,18 +46,43 @@ struct Entries {
     users: HashMap<String, (UnixTime, UnixTime)>,
 }
 
-/// What this instance knows has been revoked.
+/// `fresh_as_of` when the last read of the store failed.
+const FAILED: u64 = u64::MAX;
+
+/// What this instance knows has been revoked, and how recently it knew.
 pub(crate) struct RevocationView {
     entries: RwLock<Entries>,
-    current: AtomicBool,
+    /// Milliseconds after `epoch` at which the last successful read of the
+    /// store began, or [`FAILED`] when the last read failed.
+    fresh_as_of: AtomicU64,
+    /// The monotonic origin of `fresh_as_of` (not the server's `Clock`,
+    /// which tests stop and move by whole seconds).
+    epoch: Instant,
+    /// How old the last successful read may be for the view to be current.
+    max_age: Duration,
+    /// Whether the view was current when last asked (to log transitions
+    /// once).
+    reported_current: AtomicBool,
 }
 
 impl RevocationView {
-    pub fn new() -> RevocationView {
+    /// An empty view, current as of now, that goes stale `max_age` after
+    /// its last successful read began.
+    pub fn new(max_age: Duration) -> RevocationView {
         RevocationView {
             entries: RwLock::new(Entries::default()),
-            current: AtomicBool::new(true),
+            fresh_as_of: AtomicU64::new(0),
+            epoch: Instant::now(),
+            max_age,
+            reported_current: AtomicBool::new(true),
         }
+    }
+
+    /// How long after its last successful read began the view is still
+    /// trusted: four poll intervals, and at least two seconds, so that a
+    /// read delayed by load is not an outage but one that hangs is.
+    pub fn max_age(poll_interval: Duration) -> Duration {
+        poll_interval.saturating_mul(4).max(Duration::from_secs(2))
     }
 
     /// Records events (idempotent: applying one twice changes nothing).
@@ -85,21 +116,53 @@ impl RevocationView {
         entries.users.retain(|_, (_, exp)| *exp > now);
     }
 
-    /// Whether the last read of the store succeeded. When it did not, other
-    /// instances' revocations may be missing from this view.
+    /// Whether the last read of the store succeeded and began at most
+    /// `max_age` ago. When not, other instances' revocations may be
+    /// missing from this view.
     pub fn is_current(&self) -> bool {
-        self.current.load(Ordering::Relaxed)
-    }
-
-    fn set_current(&self, current: bool) {
-        let was = self.current.swap(current, Ordering::Relaxed);
+        let as_of = self.fresh_as_of.load(Ordering::Relaxed);
+        let current = as_of != FAILED
+            && self.millis_since_epoch().saturating_sub(as_of) <= millis(self.max_age);
+        let was = self.reported_current.swap(current, Ordering::Relaxed);
         if was != current {
             if current {
                 tracing::info!("the revocation view is current again");
-            } else {
+            } else if as_of == FAILED {
                 tracing::warn!("the store cannot be read: the revocation view is stale");
+            } else {
+                tracing::warn!("the store has not been read lately: the revocation view is stale");
             }
         }
+        current
+    }
+
+    /// A read that began at `started` (see [`RevocationView::read_started`])
+    /// succeeded.
+    fn read_succeeded(&self, started: u64) {
+        // A read that began earlier never makes the view look fresher; one
+        // after a failure always replaces the failure.
+        let _ = self
+            .fresh_as_of
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |as_of| {
+                (as_of == FAILED || as_of < started).then_some(started)
+            });
+        self.is_current();
+    }
+
+    /// The last read failed.
+    fn read_failed(&self) {
+        self.fresh_as_of.store(FAILED, Ordering::Relaxed);
+        self.is_current();
+    }
+
+    /// A timestamp for [`RevocationView::read_succeeded`], taken before a
+    /// read begins.
+    fn read_started(&self) -> u64 {
+        self.millis_since_epoch()
+    }
+
+    fn millis_since_epoch(&self) -> u64 {
+        millis(self.epoch.elapsed())
     }
 
     /// Number of entries (for metrics).
@@ -107,6 +170,10 @@ impl RevocationView {
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
         entries.tokens.len() + entries.sessions.len() + entries.users.len()
     }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX - 1)
 }
 
 impl Revocations for RevocationView {
@@ -174,13 +241,16 @@ impl Pump {
         now: UnixTime,
     ) -> Result<usize, StoreError> {
         let _reading = self.reading.lock().await;
+        // Everything durable before this moment will have been read when
+        // the loop ends.
+        let started = view.read_started();
         let mut total = 0;
         loop {
             let after = self.cursor.load(Ordering::Relaxed);
             let events = match store.revocations_after(after, PAGE, now).await {
                 Ok(events) => events,
                 Err(error) => {
-                    view.set_current(false);
+                    view.read_failed();
                     return Err(error);
                 }
             };
@@ -196,7 +266,7 @@ impl Pump {
                 break;
             }
         }
-        view.set_current(true);
+        view.read_succeeded(started);
         Ok(total)
     }
 }
@@ -216,8 +286,34 @@ mod tests {
     }
 
     #[test]
+    fn the_view_is_stale_after_a_failed_read_or_when_no_read_began_lately() {
+        let view = RevocationView::new(Duration::from_millis(200));
+        assert!(view.is_current());
+        view.read_failed();
+        assert!(!view.is_current());
+        view.read_succeeded(view.read_started());
+        assert!(view.is_current());
+        // No read began for longer than the maximum age (one that hangs).
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(!view.is_current());
+        // An older read finishing late does not make the view fresh.
+        view.read_succeeded(0);
+        assert!(!view.is_current());
+        view.read_succeeded(view.read_started());
+        assert!(view.is_current());
+        assert_eq!(
+            RevocationView::max_age(Duration::from_millis(500)),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            RevocationView::max_age(Duration::from_secs(3600)),
+            Duration::from_secs(4 * 3600)
+        );
+    }
+
+    #[test]
     fn the_view_answers_by_jti_sid_and_user_cutoff_and_prunes_after_expiry() {
-        let view = RevocationView::new();
+        let view = RevocationView::new(Duration::from_secs(2));
         view.apply(&[
             event(RevocationKind::Token, "j1", 10, 100),
             event(RevocationKind::Session, "s1", 10, 200),

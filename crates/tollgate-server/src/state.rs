@@ -132,6 +132,26 @@ impl AppState {
         result
     }
 
+    /// Authenticates a presented token: [`AppState::validate`] under the
+    /// one staleness rule of the server. A refusal is always certain (the
+    /// revocation view only grows, keys and time do not depend on the
+    /// store), so it is answered; an acceptance is only as good as the
+    /// revocation view, so while the view is stale (the store cannot be
+    /// read, or has not been lately) the answer is `Unavailable` (503),
+    /// never a yes that another instance's revocation may contradict.
+    /// Every bearer-authenticated route and introspection go through here
+    /// (issue 16).
+    pub fn authenticate(&self, token: &str, expect: Expect) -> Result<Claims, ApiError> {
+        let claims = self
+            .validate(token, expect)
+            .map_err(ApiError::InvalidToken)?;
+        if !self.revocations.is_current() {
+            ::metrics::counter!(metrics::STALE_REFUSALS).increment(1);
+            return Err(ApiError::Unavailable);
+        }
+        Ok(claims)
+    }
+
     /// Makes durable revocations visible at once in this instance, wakes
     /// the pump to publish them, and tells the other instances to poll the
     /// store now (they would learn through the store anyway, a poll

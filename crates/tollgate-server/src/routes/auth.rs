@@ -182,7 +182,8 @@ pub(crate) async fn logout(
 
 /// `GET /v1/auth/me`.
 #[utoipa::path(get, path = "/v1/auth/me", tag = "auth", security(("bearer" = [])),
-    responses((status = 200, body = Me), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = Me), (status = 401, body = ErrorBody),
+              (status = 503, description = "the revocation view is stale: the token cannot be confirmed", body = ErrorBody)))]
 pub(crate) async fn me(UserAuth(claims): UserAuth) -> axum::Json<Me> {
     axum::Json(Me {
         sub: claims.sub,
@@ -196,7 +197,8 @@ pub(crate) async fn me(UserAuth(claims): UserAuth) -> axum::Json<Me> {
 
 /// `GET /v1/sessions`: the caller's live sessions.
 #[utoipa::path(get, path = "/v1/sessions", tag = "auth", security(("bearer" = [])),
-    responses((status = 200, body = SessionList), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = SessionList), (status = 401, body = ErrorBody),
+              (status = 503, description = "the revocation view is stale: the token cannot be confirmed", body = ErrorBody)))]
 pub(crate) async fn sessions(
     State(state): State<AppState>,
     UserAuth(claims): UserAuth,

@@ -14,6 +14,8 @@ mod keys;
 mod logs;
 mod oauth;
 mod outage;
+mod proxy;
 mod refresh;
 mod revocation;
 mod scaled;
+mod stale;

@@ -1,5 +1,6 @@
-//! The database goes away: revoking and introspecting answer 503 (never a
-//! 200 before the revocation is durable, never a false `active`), readiness
+//! The database goes away: revoking, introspecting and bearer routes answer
+//! 503 (never a 200 before the revocation is durable, never a false
+//! `active`, never a token accepted that may be revoked), readiness
 //! says so, liveness does not. A misconfigured store is a 503 too.
 
 use std::sync::Arc;
@@ -71,11 +72,15 @@ async fn with_the_store_cut_revoke_and_introspect_answer_503() {
     .await
     .expect(503, Some("temporarily_unavailable"));
     api.get("/healthz", None).await.expect(200, None);
-    // Tokens still validate locally at resource routes (the keys are in
-    // memory); only decisions that need the store are refused.
+    // A stale view cannot confirm that the token is not revoked: bearer
+    // routes refuse to guess too (issue 16), while a token that is not one
+    // is still refused outright.
     api.get("/v1/auth/me", Some(&access))
         .await
-        .expect(200, None);
+        .expect(503, Some("temporarily_unavailable"));
+    api.get("/v1/auth/me", Some("not-a-token"))
+        .await
+        .expect(401, Some("invalid_token"));
 }
 
 #[tokio::test]
