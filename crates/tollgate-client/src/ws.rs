@@ -39,9 +39,12 @@
 //! authenticator learns a revocation, every connection rechecks its current
 //! token in memory and closes with 4403 `token_revoked` if it is hit — no
 //! connection polls the token service. Messages over 64 KiB close with 1009,
-//! text that is not a JSON object with a string `type` (or binary) with
-//! 1008, protocol errors with 1002; [`WsAuth::shutdown`] closes every
-//! connection with 1001. Authentication outcomes never close with 1011.
+//! text that is not JSON (or binary, or invalid UTF-8) with 1008, protocol
+//! errors with 1002; [`WsAuth::shutdown`] closes every connection with 1001.
+//! Valid JSON that is not an object with a string `type` gets
+//! [`invalid_message`] and the connection stays (so does an `auth.refresh`
+//! without a string `access_token`); the host answers types it does not
+//! know the same way. Authentication outcomes never close with 1011.
 //!
 //! **Bounded resources.** `auth.refresh` costs a validation, so each
 //! connection may try [`MAX_REFRESHES_PER_MINUTE`] (a burst of that many,
@@ -104,8 +107,9 @@ pub mod close {
     pub const GOING_AWAY: u16 = 1001;
     /// A WebSocket protocol error (reason `protocol_error`).
     pub const PROTOCOL_ERROR: u16 = 1002;
-    /// A message that is not a JSON object with a `type`, or binary
-    /// (reason `invalid_message`).
+    /// Text that is not JSON, invalid UTF-8, or a binary message (reason
+    /// `invalid_message`). Valid JSON of an unknown shape does not close:
+    /// it gets [`super::invalid_message`].
     pub const INVALID_MESSAGE: u16 = 1008;
     /// A message over 64 KiB (reason `message_too_big`).
     pub const TOO_BIG: u16 = 1009;
@@ -619,6 +623,8 @@ pub struct Closed;
 impl Connection {
     /// The next message from the client: a JSON object whose `type` is a
     /// string (not `auth.refresh`). `None` once the connection is closed.
+    /// Answer a `type` the service does not know, or members of the wrong
+    /// shape, with [`invalid_message`].
     pub async fn recv(&mut self) -> Option<Value> {
         self.incoming.recv().await
     }
@@ -815,10 +821,18 @@ impl Supervisor {
                         }
                         Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                     };
-                    let Some(message) = parse_message(message.as_str()) else {
+                    // Text that is not JSON is not this protocol at all;
+                    // JSON of a shape this side does not know may be a newer
+                    // client's: it gets an answer and the connection stays.
+                    let Ok(message) = serde_json::from_str::<Value>(message.as_str()) else {
                         return End::Close(close::INVALID_MESSAGE, "invalid_message");
                     };
-                    if message["type"] == "auth.refresh" {
+                    if !message.get("type").is_some_and(Value::is_string) {
+                        let answer = invalid_message(&message, "a message is a JSON object with a string `type`");
+                        if let Err(end) = queue(to_writer, &answer) {
+                            return end;
+                        }
+                    } else if message["type"] == "auth.refresh" {
                         let answer = match self.refreshes.check("", MAX_REFRESHES_PER_MINUTE, Instant::now()) {
                             Ok(()) => refresh(&self.principal, &authenticator, &ws.inner.requirements, &message).await,
                             Err(wait) => refresh_limited(wait),
@@ -848,6 +862,27 @@ fn queue(to_writer: &mpsc::Sender<Message>, message: &Value) -> Result<(), End> 
     }
 }
 
+/// The code of [`invalid_message`] answers.
+pub const INVALID_MESSAGE: &str = "invalid_message";
+
+/// The answer to a message that is valid JSON but not one this side
+/// understands (CONTRACT §6): a missing or unknown `type`, or members of
+/// the wrong shape. `{"type": "error", "code": "invalid_message",
+/// "error_description": description}`, with the message's `id` when it has
+/// one. The connection stays open, so that a newer client is never cut off
+/// by an older server; hosts answer their own unknown types with it too.
+pub fn invalid_message(message: &Value, description: &str) -> Value {
+    let mut answer = json!({
+        "type": "error",
+        "code": INVALID_MESSAGE,
+        "error_description": description,
+    });
+    if let Some(id) = message.get("id") {
+        answer["id"] = id.clone();
+    }
+    answer
+}
+
 /// The answer to an `auth.refresh` over this connection's budget: nothing
 /// was validated.
 fn refresh_limited(wait: Duration) -> Value {
@@ -871,7 +906,12 @@ async fn refresh(
     message: &Value,
 ) -> Value {
     let judged = match message.get("access_token").and_then(Value::as_str) {
-        None => Err(AuthError::MissingToken),
+        None => {
+            let mut answer =
+                invalid_message(message, "an `auth.refresh` needs a string `access_token`");
+            answer["request"] = "auth.refresh".into();
+            return answer;
+        }
         Some(token) => authenticator
             .authenticate(token, requirements.expect())
             .await
@@ -921,13 +961,6 @@ impl Timers {
             noticed: false,
         }
     }
-}
-
-/// A message the protocol accepts: a JSON object with a string `type`.
-fn parse_message(text: &str) -> Option<Value> {
-    let value: Value = serde_json::from_str(text).ok()?;
-    value.get("type")?.as_str()?;
-    Some(value)
 }
 
 /// The close for a token that no longer passes: revoked → 4403, anything

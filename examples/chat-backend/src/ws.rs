@@ -12,14 +12,19 @@
 //!   `retry_after_ms` for `rate_limited`). The same [`ToolGate`] as
 //!   `POST /api/tools/{tool}`: permissions, rates and counts are shared.
 //!
-//! A refused message never closes the connection.
+//! Any other `type`, or a member of the wrong shape (a `chat` without a
+//! string `text`, a `tool.call` without a string `tool` or with an `input`
+//! that is not a string), gets the SDK's
+//! `{"type":"error","code":"invalid_message"}` (CONTRACT §6: a newer
+//! client is never cut off by an older server). A refused message never
+//! closes the connection.
 //!
 //! [`ToolGate`]: tollgate_client::limits::ToolGate
 
 use axum::extract::State;
 use axum::response::Response;
 use serde_json::{Map, Value, json};
-use tollgate_client::ws::{AuthenticatedUpgrade, Connection};
+use tollgate_client::ws::{AuthenticatedUpgrade, Connection, invalid_message};
 use tollgate_client::{AuthError, Principal};
 
 use crate::{AppState, tools};
@@ -48,16 +53,11 @@ async fn answer(state: &AppState, principal: &Principal, message: &Value) -> Val
     match message["type"].as_str() {
         Some("chat") => match message.get("text").and_then(Value::as_str) {
             Some(text) => json!({"type": "chat.reply", "text": text}),
-            None => error(
-                id,
-                "invalid_request",
-                "a chat message needs a string `text`",
-            ),
+            None => invalid_message(message, "a chat message needs a string `text`"),
         },
         Some("tool.call") => call_tool(state, principal, id, message).await,
-        _ => error(
-            id,
-            "unknown_type",
+        _ => invalid_message(
+            message,
             "the message type is not one of chat, tool.call, auth.refresh",
         ),
     }
@@ -70,9 +70,13 @@ async fn call_tool(
     message: &Value,
 ) -> Value {
     let Some(tool) = message.get("tool").and_then(Value::as_str) else {
-        return error(id, "invalid_request", "a tool call needs a string `tool`");
+        return invalid_message(message, "a tool call needs a string `tool`");
     };
-    let input = message.get("input").and_then(Value::as_str).unwrap_or("");
+    let input = match message.get("input") {
+        None => "",
+        Some(Value::String(input)) => input,
+        Some(_) => return invalid_message(message, "a tool call's `input` is a string"),
+    };
     if !tools::exists(state.tools.plans(), tool) {
         return error(id, "unknown_tool", "no plan offers this tool");
     }

@@ -437,7 +437,10 @@ async fn without_a_good_refresh_the_connection_closes_with_4401() {
     .await;
     assert_eq!(answer["code"], "expired");
     let answer = ask(&mut socket, json!({"type": "auth.refresh"})).await;
-    assert_eq!(answer["code"], "missing_token");
+    assert_eq!(
+        (answer["code"].as_str(), answer["request"].as_str()),
+        (Some("invalid_message"), Some("auth.refresh"))
+    );
     // Refusals keep the connection (and the old expiry).
     chat_works(&mut socket).await;
 
@@ -497,14 +500,56 @@ async fn messages_over_64_kib_close_with_1009() {
     );
 }
 
+/// Issue 9 item 8: a newer client must not be cut off by an older server.
+/// Valid JSON of a shape the server does not know (no `type`, an unknown
+/// one, members of the wrong type) is answered with `invalid_message` and
+/// the connection stays; it used to close with 1008.
 #[tokio::test]
-async fn what_is_not_a_json_object_with_a_type_closes_with_1008() {
+async fn issue_9_valid_json_of_an_unknown_shape_is_answered_and_the_connection_stays() {
+    let backend = Backend::start().await;
+    let mut socket = connect(&backend, &backend.issuer.user("omar").mint()).await;
+    for message in [
+        r#"{"text": "no type"}"#,
+        "[1, 2]",
+        "42",
+        "null",
+        r#""chat""#,
+        r#"{"type": 5}"#,
+        r#"{"type": "chat.v2", "text": "from a newer client"}"#,
+        r#"{"type": "chat"}"#,
+        r#"{"type": "chat", "text": 1}"#,
+        r#"{"type": "tool.call"}"#,
+        r#"{"type": "tool.call", "tool": "search", "input": {"q": 1}}"#,
+        r#"{"type": "auth.refresh"}"#,
+        r#"{"type": "auth.refresh", "access_token": 5}"#,
+    ] {
+        socket.send(Message::text(message)).await.unwrap();
+        let answer = next(&mut socket).await;
+        assert_eq!(
+            (answer["type"].as_str(), answer["code"].as_str()),
+            (Some("error"), Some("invalid_message")),
+            "{message} → {answer}"
+        );
+        assert!(answer["error_description"].is_string(), "{answer}");
+    }
+    // The request's `id` comes back, so the client knows which one it was.
+    let answer = ask(&mut socket, json!({"type": "dance", "id": 7})).await;
+    assert_eq!(
+        (answer["code"].as_str(), answer["id"].as_i64()),
+        (Some("invalid_message"), Some(7))
+    );
+    chat_works(&mut socket).await;
+}
+
+/// What is not JSON text at all is not this protocol: 1008 (CONTRACT §6
+/// "may close"; docs/errors.md says it does).
+#[tokio::test]
+async fn text_that_is_not_json_and_binary_close_with_1008() {
     let backend = Backend::start().await;
     let token = backend.issuer.user("omar").mint();
     for message in [
         Message::text("{not json"),
-        Message::text(r#"{"text": "no type"}"#),
-        Message::text("[1, 2]"),
+        Message::text(""),
         Message::binary(vec![1, 2, 3]),
     ] {
         let mut socket = connect(&backend, &token).await;
@@ -570,7 +615,7 @@ async fn tool_refusals_are_messages_and_keep_the_connection() {
         (Some(3), Some("unknown_tool"))
     );
     let answer = ask(&mut socket, json!({"type": "dance"})).await;
-    assert_eq!(answer["code"], "unknown_type");
+    assert_eq!(answer["code"], "invalid_message");
 
     // The same gate as REST: 60 calls a minute on the free plan, counted
     // together.
