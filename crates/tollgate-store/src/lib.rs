@@ -1,7 +1,14 @@
-//! Tollgate's storage: the [`Store`] trait the server talks to, and its two
-//! implementations behind it: [`SqliteStore`] (the embedded default, one
-//! file) and [`PostgresStore`] (shared by any number of server instances).
-//! [`open_store`] picks one from a database URL.
+//! Tollgate's storage: the [`Store`] trait the server talks to, and its one
+//! implementation, [`SqlStore`], over two SQL backends: [`SqliteStore`]
+//! (the embedded default, one file) and [`PostgresStore`] (shared by any
+//! number of server instances). [`open_store`] picks one from a database
+//! URL.
+//!
+//! Map: `store.rs` holds every statement and transaction, written once;
+//! `dialect.rs` the few real differences between the backends (a table of
+//! them is in its docs); `sqlite.rs` and `postgres.rs` opening, connection
+//! settings and their side of each difference; `sql.rs` small shared
+//! helpers (time conversion, error mapping).
 //!
 //! The store is the record of truth for users, sessions, refresh-token
 //! families, revocations, service clients and signing keys. It takes `now`
@@ -29,12 +36,15 @@ use async_trait::async_trait;
 use tollgate_core::UnixTime;
 pub use tollgate_core::wire::{RevocationEvent, RevocationKind};
 
+mod dialect;
 pub mod postgres;
 mod sql;
 pub mod sqlite;
+mod store;
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+pub use store::SqlStore;
 
 /// Opens the store a database URL names: `sqlite://PATH` (the file and its
 /// directory are created when missing) or `postgres://…`/`postgresql://…`.

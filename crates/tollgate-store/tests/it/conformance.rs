@@ -31,6 +31,14 @@ pub trait Backend: Send + Sync {
         &'a self,
         needle: &'a [u8],
     ) -> Pin<Box<dyn Future<Output = bool> + Send + 'a>>;
+    /// From now on (`fail`) or no longer, the commit of every transaction
+    /// that appended a revocation event fails, as a database that cannot
+    /// make the write durable would fail it: a deferred check that the
+    /// database itself runs at `COMMIT`, after every statement succeeded.
+    fn fail_commits_of_revocations(
+        &self,
+        fail: bool,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
 }
 
 /// Generates one `#[tokio::test]` per conformance test in a backend module
@@ -54,6 +62,7 @@ macro_rules! conformance_tests {
             a_duplicate_new_digest_rolls_the_rotation_back,
             sixteen_concurrent_rotations_rotate_exactly_once,
             sixty_four_concurrent_rotations_rotate_exactly_once,
+            concurrent_rotations_through_two_stores_rotate_exactly_once,
             concurrent_rotations_revocations_and_purges_all_succeed,
             revoking_a_session_kills_its_refresh_tokens_once,
             revoking_a_token_is_idempotent_per_jti,
@@ -65,6 +74,7 @@ macro_rules! conformance_tests {
             keys_round_trip_and_only_one_is_active,
             data_survives_close_and_reopen,
             a_closed_store_is_unavailable_for_every_call,
+            a_revoking_write_whose_commit_fails_is_unavailable_and_leaves_nothing,
             no_plaintext_refresh_token_or_client_secret_is_stored,
         );
     };
@@ -674,12 +684,28 @@ pub async fn sixty_four_concurrent_rotations_rotate_exactly_once(backend: &dyn B
 /// event) and every later loser, like the winner's new token, meets an
 /// ended session and gets `Invalid`.
 async fn concurrent_rotations(backend: &dyn Backend, n: usize) {
-    let store = backend.store();
+    concurrent_rotations_through(&[backend.store()], n).await;
+}
+
+/// Issue 10: the store written once must stay exactly-once when the
+/// racing callers are two stores on one database, each with its own
+/// connections (two server instances, or the server and the CLI on one
+/// SQLite file), not only tasks sharing one pool.
+pub async fn concurrent_rotations_through_two_stores_rotate_exactly_once(backend: &dyn Backend) {
+    let first = backend.store();
+    let second = backend.reopen().await;
+    concurrent_rotations_through(&[first, second], 32).await;
+}
+
+/// `n` simultaneous rotations of one token, spread over `stores` (all on
+/// one database).
+async fn concurrent_rotations_through(stores: &[Arc<dyn Store>], n: usize) {
+    let store = Arc::clone(&stores[0]);
     let (_, session, a) = user_with_session(&*store, "alice@example.com").await;
     let start = Arc::new(tokio::sync::Barrier::new(n));
     let mut tasks = Vec::new();
-    for _ in 0..n {
-        let store = Arc::clone(&store);
+    for i in 0..n {
+        let store = Arc::clone(&stores[i % stores.len()]);
         let start = Arc::clone(&start);
         let a = a.clone();
         tasks.push(tokio::spawn(async move {
@@ -1419,6 +1445,97 @@ pub async fn a_closed_store_is_unavailable_for_every_call(backend: &dyn Backend)
         store.find_session(sid).await.unwrap().unwrap().revoked_at,
         None
     );
+}
+
+/// Issue 10 (and ARCHITECTURE.md: a revoking write is durable before the
+/// call returns): when the database refuses the commit of a revoking
+/// write, after every statement of it succeeded, the call says
+/// `Unavailable` (the server's 503), and nothing of it stays: no event, no
+/// ended session, no dead token. Each revoking write is tried: ending a
+/// session, revoking a token, revoking a user, and refresh reuse.
+pub async fn a_revoking_write_whose_commit_fails_is_unavailable_and_leaves_nothing(
+    backend: &dyn Backend,
+) {
+    let store = backend.store();
+    let (alice, first, a) = user_with_session(&*store, "alice@example.com").await;
+    let (outcome, b) = rotate(&*store, &a, NOW + 1).await;
+    assert!(matches!(outcome, Rotation::Rotated { .. }));
+    let second = session_of(&alice, NOW);
+    let c = digest();
+    store
+        .create_session(second.clone(), refresh(&c, NOW))
+        .await
+        .unwrap();
+
+    backend.fail_commits_of_revocations(true).await;
+    let failed: Vec<(&str, Result<(), StoreError>)> = vec![
+        (
+            "revoke_session",
+            store
+                .revoke_session(
+                    &second.sid,
+                    revocation(RevocationKind::Session, &second.sid, NOW + 2, NOW + DAY),
+                )
+                .await
+                .map(drop),
+        ),
+        (
+            "revoke_token",
+            store
+                .revoke_token(revocation(RevocationKind::Token, "jti", NOW + 2, NOW + DAY))
+                .await
+                .map(drop),
+        ),
+        (
+            "revoke_user",
+            store
+                .revoke_user(
+                    revocation(RevocationKind::User, &alice.id, NOW + 2, NOW + DAY),
+                    NOW + DAY,
+                )
+                .await
+                .map(drop),
+        ),
+        (
+            "rotate_refresh (reuse)",
+            store
+                .rotate_refresh(&a, refresh(&digest(), NOW + 2), NOW + 2, NOW + DAY)
+                .await
+                .map(drop),
+        ),
+    ];
+    for (method, result) in failed {
+        assert!(
+            matches!(result, Err(StoreError::Unavailable(_))),
+            "{method} with a failing commit: {result:?}"
+        );
+    }
+    // A write that revokes nothing still commits.
+    let (outcome, b2) = rotate(&*store, &b, NOW + 3).await;
+    assert!(matches!(outcome, Rotation::Rotated { .. }), "{outcome:?}");
+    backend.fail_commits_of_revocations(false).await;
+
+    assert!(all_events(&*store, NOW).await.is_empty());
+    assert_eq!(store.last_cursor().await.unwrap(), 0);
+    for session in [&first, &second] {
+        let found = store.find_session(&session.sid).await.unwrap().unwrap();
+        assert_eq!(found.revoked_at, None, "{}", session.sid);
+    }
+    assert_eq!(store.find_refresh(&c).await.unwrap().unwrap().used_at, None);
+    // Both sessions still work, and the store writes revocations again.
+    assert!(matches!(
+        rotate(&*store, &b2, NOW + 4).await.0,
+        Rotation::Rotated { .. }
+    ));
+    assert!(matches!(
+        rotate(&*store, &c, NOW + 4).await.0,
+        Rotation::Rotated { .. }
+    ));
+    let event = store
+        .revoke_token(revocation(RevocationKind::Token, "jti", NOW + 5, NOW + DAY))
+        .await
+        .unwrap();
+    assert_eq!(all_events(&*store, NOW).await, vec![event]);
 }
 
 pub async fn no_plaintext_refresh_token_or_client_secret_is_stored(backend: &dyn Backend) {

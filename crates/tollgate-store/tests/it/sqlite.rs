@@ -54,6 +54,32 @@ impl Backend for SqliteBackend {
             })
         })
     }
+
+    fn fail_commits_of_revocations(
+        &self,
+        fail: bool,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        // A deferred foreign key is checked at COMMIT: a trigger gives each
+        // new event a row that breaks one.
+        let ddl = if fail {
+            "CREATE TABLE fault (cursor INTEGER REFERENCES revocations (cursor) \
+               DEFERRABLE INITIALLY DEFERRED); \
+             CREATE TRIGGER fault_on_event AFTER INSERT ON revocations \
+               BEGIN INSERT INTO fault VALUES (-1); END;"
+        } else {
+            "DROP TRIGGER fault_on_event; DROP TABLE fault;"
+        };
+        Box::pin(async move {
+            let options = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(self.dir.path().join("data/tollgate.db"))
+                .busy_timeout(std::time::Duration::from_secs(10));
+            let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&options)
+                .await
+                .unwrap();
+            sqlx::raw_sql(ddl).execute(&mut conn).await.unwrap();
+            sqlx::Connection::close(conn).await.unwrap();
+        })
+    }
 }
 
 fn files_under(dir: &Path) -> Vec<PathBuf> {

@@ -1,0 +1,918 @@
+//! [`SqlStore`]: the one implementation of [`Store`] for both SQL
+//! backends. Every statement, transaction and decision (the conditional
+//! rotation, the revocation event appended in the same transaction, the
+//! feed's pages) is written here once, against a [`Dialect`]; what really
+//! differs between SQLite and Postgres is in `dialect.rs` (the table of
+//! differences) and in each backend's `open`/`connect`.
+//!
+//! Rules every method keeps, whatever the backend:
+//! - One transaction per write, started with [`Dialect::BEGIN_WRITE`] and
+//!   committed last; an error anywhere drops the transaction, which rolls
+//!   it back, so a call either did everything or nothing. A failed commit
+//!   is [`StoreError::Unavailable`]: a call returns `Ok` only once its
+//!   commit returned, and the backends make a commit durable before it
+//!   returns.
+//! - Locks in one order: session rows (several: by `sid`), then refresh
+//!   tokens, then the feed (so events are appended last). Where the dialect
+//!   has no row locks the write lock taken at `BEGIN` orders everything.
+//! - Reads are single statements on a pooled connection and never wait for
+//!   writers.
+
+use sqlx::pool::PoolConnection;
+use sqlx::{Database, Pool, Transaction};
+use tollgate_core::UnixTime;
+
+use crate::dialect::{Arg, Columns, Dialect, Run};
+use crate::sql::{conflict, from_db, from_db_opt, kind_name, parse_kind, to_db, unavailable};
+use crate::{
+    ClientRecord, KeyRecord, NewRefresh, NewRevocation, RefreshRecord, RevocationEvent,
+    RevocationKind, Rotation, SessionRecord, Store, StoreError, UserRecord, UserUpdate,
+};
+
+/// The SQL implementation of [`Store`] over a backend `D`
+/// ([`crate::SqliteStore`], [`crate::PostgresStore`]).
+pub struct SqlStore<D: Dialect> {
+    pub(crate) pool: Pool<D::Db>,
+    pub(crate) dialect: D,
+}
+
+impl<D: Dialect> Clone for SqlStore<D> {
+    fn clone(&self) -> Self {
+        SqlStore {
+            pool: self.pool.clone(),
+            dialect: self.dialect.clone(),
+        }
+    }
+}
+
+// The pool's options may hold a password: only the backend's own fields
+// (path, schema) are printed.
+impl<D: Dialect + std::fmt::Debug> std::fmt::Debug for SqlStore<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.dialect.fmt(f)
+    }
+}
+
+impl<D: Dialect> SqlStore<D> {
+    /// Closes every connection; later calls fail with
+    /// [`StoreError::Unavailable`]. For shutdown and for tests that cut the
+    /// database.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// A write transaction (see the module docs).
+    async fn write(&self) -> Result<Transaction<'static, D::Db>, StoreError> {
+        self.pool
+            .begin_with(D::BEGIN_WRITE)
+            .await
+            .map_err(unavailable)
+    }
+
+    /// A pooled connection for one read.
+    async fn read(&self) -> Result<PoolConnection<D::Db>, StoreError> {
+        self.pool.acquire().await.map_err(unavailable)
+    }
+}
+
+type Conn<D> = <<D as Dialect>::Db as Database>::Connection;
+type Row<D> = <<D as Dialect>::Db as Database>::Row;
+
+/// Runs one statement: its first row.
+async fn fetch_optional<D: Dialect>(
+    conn: &mut Conn<D>,
+    sql: &'static str,
+    args: &[Arg<'_>],
+) -> Result<Option<Row<D>>, sqlx::Error> {
+    <D::Db as Run>::fetch_optional(conn, D::bind(sql, args)?).await
+}
+
+/// Runs one statement: every row.
+async fn fetch_all<D: Dialect>(
+    conn: &mut Conn<D>,
+    sql: &'static str,
+    args: &[Arg<'_>],
+) -> Result<Vec<Row<D>>, sqlx::Error> {
+    <D::Db as Run>::fetch_all(conn, D::bind(sql, args)?).await
+}
+
+/// Runs one statement: how many rows it changed.
+async fn execute<D: Dialect>(
+    conn: &mut Conn<D>,
+    sql: &'static str,
+    args: &[Arg<'_>],
+) -> Result<u64, sqlx::Error> {
+    let done = <D::Db as Run>::execute(conn, D::bind(sql, args)?).await?;
+    Ok(D::rows_affected(&done))
+}
+
+/// Commits; a commit that fails leaves nothing written.
+async fn commit<DB: Database>(tx: Transaction<'static, DB>) -> Result<(), StoreError> {
+    tx.commit().await.map_err(unavailable)
+}
+
+// ---------------------------------------------------------------- columns
+
+// Column lists, one per record, so every query decodes rows the same way.
+macro_rules! user_columns {
+    () => {
+        "id, email, password_hash, plan, roles, disabled, created_at"
+    };
+}
+macro_rules! session_columns {
+    () => {
+        "sid, user_id, client_id, scope, created_at, last_used_at, expires_at, revoked_at"
+    };
+}
+macro_rules! client_columns {
+    () => {
+        "client_id, secret_digest, scopes, created_at"
+    };
+}
+macro_rules! key_columns {
+    () => {
+        "kid, alg, status, created_at, retire_at, material"
+    };
+}
+/// The revocation columns, as the dialects' `APPEND_EVENT` return them too.
+macro_rules! revocation_columns {
+    () => {
+        "cursor, kind, value, at, expires_at"
+    };
+}
+pub(crate) use revocation_columns;
+
+fn time(row: &impl Columns, column: &'static str) -> Result<u64, StoreError> {
+    from_db(row.int(column)?, column)
+}
+
+fn maybe_time(row: &impl Columns, column: &'static str) -> Result<Option<u64>, StoreError> {
+    from_db_opt(row.maybe_int(column)?, column)
+}
+
+fn user_from(row: &impl Columns) -> Result<UserRecord, StoreError> {
+    Ok(UserRecord {
+        id: row.text("id")?,
+        email: row.text("email")?,
+        password_hash: row.text("password_hash")?,
+        plan: row.text("plan")?,
+        roles: row.list("roles")?,
+        disabled: row.flag("disabled")?,
+        created_at: time(row, "created_at")?,
+    })
+}
+
+fn session_from(row: &impl Columns) -> Result<SessionRecord, StoreError> {
+    Ok(SessionRecord {
+        sid: row.text("sid")?,
+        user_id: row.text("user_id")?,
+        client_id: row.text("client_id")?,
+        scope: row.text("scope")?,
+        created_at: time(row, "created_at")?,
+        last_used_at: time(row, "last_used_at")?,
+        expires_at: time(row, "expires_at")?,
+        revoked_at: maybe_time(row, "revoked_at")?,
+    })
+}
+
+fn refresh_from(row: &impl Columns) -> Result<RefreshRecord, StoreError> {
+    Ok(RefreshRecord {
+        digest: row.text("digest")?,
+        sid: row.text("sid")?,
+        created_at: time(row, "created_at")?,
+        expires_at: time(row, "expires_at")?,
+        used_at: maybe_time(row, "used_at")?,
+    })
+}
+
+fn client_from(row: &impl Columns) -> Result<ClientRecord, StoreError> {
+    Ok(ClientRecord {
+        client_id: row.text("client_id")?,
+        secret_digest: row.text("secret_digest")?,
+        scopes: row.list("scopes")?,
+        created_at: time(row, "created_at")?,
+    })
+}
+
+fn key_from(row: &impl Columns) -> Result<KeyRecord, StoreError> {
+    Ok(KeyRecord {
+        kid: row.text("kid")?,
+        alg: row.text("alg")?,
+        status: row.text("status")?,
+        created_at: time(row, "created_at")?,
+        retire_at: maybe_time(row, "retire_at")?,
+        material: row.bytes("material")?,
+    })
+}
+
+fn revocation_from(row: &impl Columns) -> Result<RevocationEvent, StoreError> {
+    Ok(RevocationEvent {
+        cursor: time(row, "cursor")?,
+        kind: parse_kind(&row.text("kind")?)?,
+        value: row.text("value")?,
+        at: time(row, "at")?,
+        expires_at: time(row, "expires_at")?,
+    })
+}
+
+// ---------------------------------------------------------------- statements
+
+/// A statement that reads rows a writer is about to change, locking them
+/// where the dialect locks rows ([`Dialect::ROW_LOCKS`]).
+struct Locking {
+    plain: &'static str,
+    locking: &'static str,
+}
+
+impl Locking {
+    fn sql<D: Dialect>(&self) -> &'static str {
+        if D::ROW_LOCKS {
+            self.locking
+        } else {
+            self.plain
+        }
+    }
+}
+
+macro_rules! locking {
+    ($sql:literal, $lock:literal) => {
+        Locking {
+            plain: $sql,
+            locking: concat!($sql, " ", $lock),
+        }
+    };
+}
+
+/// The session of a refresh token, locked first (the lock order).
+const SESSION_OF_TOKEN: Locking = locking!(
+    "SELECT s.sid FROM sessions s JOIN refresh_tokens r ON r.sid = s.sid WHERE r.digest = $1",
+    "FOR NO KEY UPDATE OF s"
+);
+
+/// A user's live sessions at `$2`, in lock order.
+const LIVE_SESSIONS_OF_USER: Locking = locking!(
+    "SELECT sid FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
+     ORDER BY sid",
+    "FOR NO KEY UPDATE"
+);
+
+/// With row locks only: the sessions a purge deletes, locked first.
+const LOCK_EXPIRED_SESSIONS: &str =
+    "SELECT sid FROM sessions WHERE expires_at <= $1 ORDER BY sid FOR UPDATE";
+
+const INSERT_REFRESH: &str =
+    "INSERT INTO refresh_tokens (digest, sid, created_at, expires_at) VALUES ($1, $2, $3, $4)";
+
+/// Stores a refresh token of session `sid`, its expiry capped at the
+/// session's end (a refresh token never outlives its session).
+async fn insert_refresh<D: Dialect>(
+    tx: &mut Conn<D>,
+    refresh: &NewRefresh,
+    sid: &str,
+    session_expires_at: UnixTime,
+) -> Result<(), StoreError> {
+    let expires_at = refresh.expires_at.min(session_expires_at);
+    execute::<D>(
+        tx,
+        INSERT_REFRESH,
+        &[
+            Arg::Text(&refresh.digest),
+            Arg::Text(sid),
+            Arg::Int(to_db(refresh.created_at)),
+            Arg::Int(to_db(expires_at)),
+        ],
+    )
+    .await
+    .map_err(conflict("refresh token"))?;
+    Ok(())
+}
+
+/// Appends one event to the feed inside the caller's transaction (so the
+/// event commits with the write it records). Last in a transaction: it may
+/// take the feed's lock.
+async fn append_event<D: Dialect>(
+    tx: &mut Conn<D>,
+    kind: RevocationKind,
+    value: &str,
+    at: UnixTime,
+    expires_at: UnixTime,
+) -> Result<RevocationEvent, StoreError> {
+    let row = fetch_optional::<D>(
+        tx,
+        D::APPEND_EVENT,
+        &[
+            Arg::Text(kind_name(kind)),
+            Arg::Text(value),
+            Arg::Int(to_db(at)),
+            Arg::Int(to_db(expires_at)),
+        ],
+    )
+    .await
+    .map_err(conflict("revocation"))?
+    .ok_or_else(|| StoreError::Corrupt("appending to the feed returned no row".to_owned()))?;
+    revocation_from(&row)
+}
+
+/// Ends a session that is not yet ended (revoked at `at`, its unused
+/// refresh tokens dead), without its feed event, which the caller appends
+/// last. Whether it was ended now.
+async fn end_session<D: Dialect>(
+    tx: &mut Conn<D>,
+    sid: &str,
+    at: UnixTime,
+) -> Result<bool, StoreError> {
+    let ended = execute::<D>(
+        tx,
+        "UPDATE sessions SET revoked_at = $1 WHERE sid = $2 AND revoked_at IS NULL",
+        &[Arg::Int(to_db(at)), Arg::Text(sid)],
+    )
+    .await
+    .map_err(unavailable)?;
+    if ended == 0 {
+        return Ok(false);
+    }
+    execute::<D>(
+        tx,
+        "UPDATE refresh_tokens SET used_at = $1 WHERE sid = $2 AND used_at IS NULL",
+        &[Arg::Int(to_db(at)), Arg::Text(sid)],
+    )
+    .await
+    .map_err(unavailable)?;
+    Ok(true)
+}
+
+/// One optional record by a read statement.
+async fn find<D: Dialect, T>(
+    store: &SqlStore<D>,
+    sql: &'static str,
+    args: &[Arg<'_>],
+    from: fn(&Row<D>) -> Result<T, StoreError>,
+) -> Result<Option<T>, StoreError> {
+    let mut conn = store.read().await?;
+    fetch_optional::<D>(&mut conn, sql, args)
+        .await
+        .map_err(unavailable)?
+        .as_ref()
+        .map(from)
+        .transpose()
+}
+
+/// Every record a read statement returns.
+async fn list<D: Dialect, T>(
+    store: &SqlStore<D>,
+    sql: &'static str,
+    args: &[Arg<'_>],
+    from: fn(&Row<D>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut conn = store.read().await?;
+    fetch_all::<D>(&mut conn, sql, args)
+        .await
+        .map_err(unavailable)?
+        .iter()
+        .map(from)
+        .collect()
+}
+
+#[async_trait::async_trait]
+impl<D: Dialect> Store for SqlStore<D> {
+    async fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.read().await?;
+        execute::<D>(&mut conn, "SELECT 1", &[])
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn create_user(&self, user: UserRecord) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        // The shared subjects table refuses an id that is a client's or
+        // another user's.
+        execute::<D>(
+            &mut tx,
+            "INSERT INTO subjects (subject, kind) VALUES ($1, 'user')",
+            &[Arg::Text(&user.id)],
+        )
+        .await
+        .map_err(conflict("user"))?;
+        execute::<D>(
+            &mut tx,
+            concat!(
+                "INSERT INTO users (",
+                user_columns!(),
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            ),
+            &[
+                Arg::Text(&user.id),
+                Arg::Text(&user.email),
+                Arg::Text(&user.password_hash),
+                Arg::Text(&user.plan),
+                Arg::List(&user.roles),
+                Arg::Flag(user.disabled),
+                Arg::Int(to_db(user.created_at)),
+            ],
+        )
+        .await
+        .map_err(conflict("user"))?;
+        commit(tx).await
+    }
+
+    async fn find_user(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
+        find(
+            self,
+            concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1"),
+            &[Arg::Text(id)],
+            user_from,
+        )
+        .await
+    }
+
+    async fn find_user_by_email(&self, email: &str) -> Result<Option<UserRecord>, StoreError> {
+        find(
+            self,
+            concat!("SELECT ", user_columns!(), " FROM users WHERE email = $1"),
+            &[Arg::Text(email)],
+            user_from,
+        )
+        .await
+    }
+
+    async fn list_users(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<UserRecord>, StoreError> {
+        // An unknown `after` yields nothing rather than restarting the
+        // listing, so a pager can never loop.
+        list(
+            self,
+            concat!(
+                "SELECT ",
+                user_columns!(),
+                " FROM users WHERE CAST($1 AS TEXT) IS NULL",
+                " OR seq > (SELECT seq FROM users WHERE id = $1) ORDER BY seq LIMIT $2"
+            ),
+            &[Arg::MaybeText(after), Arg::Int(i64::from(limit))],
+            user_from,
+        )
+        .await
+    }
+
+    async fn update_user(
+        &self,
+        id: &str,
+        update: UserUpdate,
+    ) -> Result<Option<UserRecord>, StoreError> {
+        let mut tx = self.write().await?;
+        let row = fetch_optional::<D>(
+            &mut tx,
+            concat!(
+                "UPDATE users SET plan = COALESCE($2, plan), roles = COALESCE($3, roles),",
+                " disabled = COALESCE($4, disabled) WHERE id = $1 RETURNING ",
+                user_columns!()
+            ),
+            &[
+                Arg::Text(id),
+                Arg::MaybeText(update.plan.as_deref()),
+                Arg::MaybeList(update.roles.as_deref()),
+                Arg::MaybeFlag(update.disabled),
+            ],
+        )
+        .await
+        .map_err(unavailable)?;
+        let user = row.as_ref().map(user_from).transpose()?;
+        commit(tx).await?;
+        Ok(user)
+    }
+
+    async fn set_password_hash(&self, id: &str, phc: &str) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        execute::<D>(
+            &mut tx,
+            "UPDATE users SET password_hash = $2 WHERE id = $1",
+            &[Arg::Text(id), Arg::Text(phc)],
+        )
+        .await
+        .map_err(unavailable)?;
+        commit(tx).await
+    }
+
+    async fn create_session(
+        &self,
+        session: SessionRecord,
+        refresh: NewRefresh,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        execute::<D>(
+            &mut tx,
+            concat!(
+                "INSERT INTO sessions (",
+                session_columns!(),
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            ),
+            &[
+                Arg::Text(&session.sid),
+                Arg::Text(&session.user_id),
+                Arg::Text(&session.client_id),
+                Arg::Text(&session.scope),
+                Arg::Int(to_db(session.created_at)),
+                Arg::Int(to_db(session.last_used_at)),
+                Arg::Int(to_db(session.expires_at)),
+                Arg::MaybeInt(session.revoked_at.map(to_db)),
+            ],
+        )
+        .await
+        .map_err(conflict("session"))?;
+        insert_refresh::<D>(&mut tx, &refresh, &session.sid, session.expires_at).await?;
+        commit(tx).await
+    }
+
+    async fn rotate_refresh(
+        &self,
+        presented: &str,
+        new: NewRefresh,
+        now: UnixTime,
+        reuse_expires_at: UnixTime,
+    ) -> Result<Rotation, StoreError> {
+        let mut tx = self.write().await?;
+        // The session row first (the lock order of the module docs).
+        let Some(row) = fetch_optional::<D>(
+            &mut tx,
+            SESSION_OF_TOKEN.sql::<D>(),
+            &[Arg::Text(presented)],
+        )
+        .await
+        .map_err(unavailable)?
+        else {
+            return Ok(Rotation::Invalid);
+        };
+        let sid = row.text("sid")?;
+
+        // The one conditional update that decides a race: only a live,
+        // unused token of a live session of an enabled user is consumed.
+        // Under Postgres's READ COMMITTED a concurrent caller waits for the
+        // row and re-checks `used_at IS NULL`; under SQLite's write lock it
+        // runs after the winner committed.
+        let consumed = execute::<D>(
+            &mut tx,
+            "UPDATE refresh_tokens SET used_at = $1 \
+             WHERE digest = $2 AND used_at IS NULL AND expires_at > $1 \
+               AND EXISTS (SELECT 1 FROM sessions s JOIN users u ON u.id = s.user_id \
+                           WHERE s.sid = refresh_tokens.sid AND s.revoked_at IS NULL \
+                             AND s.expires_at > $1 AND NOT u.disabled)",
+            &[Arg::Int(to_db(now)), Arg::Text(presented)],
+        )
+        .await
+        .map_err(unavailable)?;
+
+        if consumed == 1 {
+            let row = fetch_optional::<D>(
+                &mut tx,
+                concat!(
+                    "UPDATE sessions SET last_used_at = $1 WHERE sid = $2 RETURNING ",
+                    session_columns!()
+                ),
+                &[Arg::Int(to_db(now)), Arg::Text(&sid)],
+            )
+            .await
+            .map_err(unavailable)?
+            .ok_or_else(|| StoreError::Corrupt("a rotated token has no session".to_owned()))?;
+            let session = session_from(&row)?;
+            let row = fetch_optional::<D>(
+                &mut tx,
+                concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1"),
+                &[Arg::Text(&session.user_id)],
+            )
+            .await
+            .map_err(unavailable)?
+            .ok_or_else(|| StoreError::Corrupt("a session has no user".to_owned()))?;
+            let user = user_from(&row)?;
+            insert_refresh::<D>(&mut tx, &new, &sid, session.expires_at).await?;
+            commit(tx).await?;
+            return Ok(Rotation::Rotated { session, user });
+        }
+
+        // Nothing consumed. A used token of a live session is a replay: the
+        // session is compromised and ends now (RFC 9700 §4.14).
+        let replayed = fetch_optional::<D>(
+            &mut tx,
+            "SELECT r.sid FROM refresh_tokens r JOIN sessions s ON s.sid = r.sid \
+             WHERE r.digest = $1 AND r.used_at IS NOT NULL \
+               AND s.revoked_at IS NULL AND s.expires_at > $2",
+            &[Arg::Text(presented), Arg::Int(to_db(now))],
+        )
+        .await
+        .map_err(unavailable)?;
+        if replayed.is_none() || !end_session::<D>(&mut tx, &sid, now).await? {
+            return Ok(Rotation::Invalid);
+        }
+        let event = append_event::<D>(
+            &mut tx,
+            RevocationKind::Session,
+            &sid,
+            now,
+            reuse_expires_at,
+        )
+        .await?;
+        commit(tx).await?;
+        Ok(Rotation::Reused { event })
+    }
+
+    async fn find_refresh(&self, digest: &str) -> Result<Option<RefreshRecord>, StoreError> {
+        find(
+            self,
+            "SELECT digest, sid, created_at, expires_at, used_at \
+             FROM refresh_tokens WHERE digest = $1",
+            &[Arg::Text(digest)],
+            refresh_from,
+        )
+        .await
+    }
+
+    async fn find_session(&self, sid: &str) -> Result<Option<SessionRecord>, StoreError> {
+        find(
+            self,
+            concat!(
+                "SELECT ",
+                session_columns!(),
+                " FROM sessions WHERE sid = $1"
+            ),
+            &[Arg::Text(sid)],
+            session_from,
+        )
+        .await
+    }
+
+    async fn list_sessions(
+        &self,
+        user_id: &str,
+        now: UnixTime,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        list(
+            self,
+            concat!(
+                "SELECT ",
+                session_columns!(),
+                " FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2",
+                " ORDER BY seq DESC"
+            ),
+            &[Arg::Text(user_id), Arg::Int(to_db(now))],
+            session_from,
+        )
+        .await
+    }
+
+    async fn revoke_session(
+        &self,
+        sid: &str,
+        revocation: NewRevocation,
+    ) -> Result<Option<RevocationEvent>, StoreError> {
+        let mut tx = self.write().await?;
+        if !end_session::<D>(&mut tx, sid, revocation.at).await? {
+            return Ok(None);
+        }
+        let event = append_event::<D>(
+            &mut tx,
+            RevocationKind::Session,
+            sid,
+            revocation.at,
+            revocation.expires_at,
+        )
+        .await?;
+        commit(tx).await?;
+        Ok(Some(event))
+    }
+
+    async fn revoke_token(&self, revocation: NewRevocation) -> Result<RevocationEvent, StoreError> {
+        let mut tx = self.write().await?;
+        if let Some(lock) = D::LOCK_FEED {
+            execute::<D>(&mut tx, lock, &[])
+                .await
+                .map_err(unavailable)?;
+        }
+        let existing = fetch_optional::<D>(
+            &mut tx,
+            concat!(
+                "SELECT ",
+                revocation_columns!(),
+                " FROM revocations WHERE kind = 'token' AND value = $1"
+            ),
+            &[Arg::Text(&revocation.value)],
+        )
+        .await
+        .map_err(unavailable)?;
+        if let Some(row) = existing {
+            return revocation_from(&row);
+        }
+        let event = append_event::<D>(
+            &mut tx,
+            RevocationKind::Token,
+            &revocation.value,
+            revocation.at,
+            revocation.expires_at,
+        )
+        .await?;
+        commit(tx).await?;
+        Ok(event)
+    }
+
+    async fn revoke_user(
+        &self,
+        revocation: NewRevocation,
+        session_expires_at: UnixTime,
+    ) -> Result<Vec<RevocationEvent>, StoreError> {
+        let at = revocation.at;
+        let mut tx = self.write().await?;
+        // Session rows first, in lock order; the feed last.
+        let sessions = fetch_all::<D>(
+            &mut tx,
+            LIVE_SESSIONS_OF_USER.sql::<D>(),
+            &[Arg::Text(&revocation.value), Arg::Int(to_db(at))],
+        )
+        .await
+        .map_err(unavailable)?;
+        let mut ended = Vec::with_capacity(sessions.len());
+        for row in &sessions {
+            let sid = row.text("sid")?;
+            if end_session::<D>(&mut tx, &sid, at).await? {
+                ended.push(sid);
+            }
+        }
+        let mut events = Vec::with_capacity(ended.len() + 1);
+        events.push(
+            append_event::<D>(
+                &mut tx,
+                RevocationKind::User,
+                &revocation.value,
+                at,
+                revocation.expires_at,
+            )
+            .await?,
+        );
+        for sid in ended {
+            events.push(
+                append_event::<D>(
+                    &mut tx,
+                    RevocationKind::Session,
+                    &sid,
+                    at,
+                    session_expires_at,
+                )
+                .await?,
+            );
+        }
+        commit(tx).await?;
+        Ok(events)
+    }
+
+    async fn revocations_after(
+        &self,
+        after: u64,
+        limit: u32,
+        now: UnixTime,
+    ) -> Result<Vec<RevocationEvent>, StoreError> {
+        list(
+            self,
+            concat!(
+                "SELECT ",
+                revocation_columns!(),
+                " FROM revocations WHERE cursor > $1 AND expires_at > $2 ORDER BY cursor LIMIT $3"
+            ),
+            &[
+                Arg::Int(to_db(after)),
+                Arg::Int(to_db(now)),
+                Arg::Int(i64::from(limit)),
+            ],
+            revocation_from,
+        )
+        .await
+    }
+
+    async fn last_cursor(&self) -> Result<u64, StoreError> {
+        let row = find(self, D::LAST_CURSOR, &[], |row| time(row, "last_cursor")).await?;
+        row.ok_or_else(|| StoreError::Corrupt("the feed has no cursor".to_owned()))
+    }
+
+    async fn purge_expired(&self, now: UnixTime) -> Result<u64, StoreError> {
+        let now = [Arg::Int(to_db(now))];
+        let mut tx = self.write().await?;
+        if D::ROW_LOCKS {
+            execute::<D>(&mut tx, LOCK_EXPIRED_SESSIONS, &now)
+                .await
+                .map_err(unavailable)?;
+        }
+        let mut purged = 0;
+        // Refresh tokens of ending sessions go first, explicitly, so they are
+        // counted (cascaded deletes are not).
+        for statement in [
+            "DELETE FROM refresh_tokens WHERE expires_at <= $1 \
+               OR sid IN (SELECT sid FROM sessions WHERE expires_at <= $1)",
+            "DELETE FROM sessions WHERE expires_at <= $1",
+            "DELETE FROM revocations WHERE expires_at <= $1",
+        ] {
+            purged += execute::<D>(&mut tx, statement, &now)
+                .await
+                .map_err(unavailable)?;
+        }
+        commit(tx).await?;
+        Ok(purged)
+    }
+
+    async fn create_client(&self, client: ClientRecord) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        // The shared subjects table refuses an id that is a user's or
+        // another client's.
+        execute::<D>(
+            &mut tx,
+            "INSERT INTO subjects (subject, kind) VALUES ($1, 'client')",
+            &[Arg::Text(&client.client_id)],
+        )
+        .await
+        .map_err(conflict("client"))?;
+        execute::<D>(
+            &mut tx,
+            concat!(
+                "INSERT INTO clients (",
+                client_columns!(),
+                ") VALUES ($1, $2, $3, $4)"
+            ),
+            &[
+                Arg::Text(&client.client_id),
+                Arg::Text(&client.secret_digest),
+                Arg::List(&client.scopes),
+                Arg::Int(to_db(client.created_at)),
+            ],
+        )
+        .await
+        .map_err(conflict("client"))?;
+        commit(tx).await
+    }
+
+    async fn find_client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
+        find(
+            self,
+            concat!(
+                "SELECT ",
+                client_columns!(),
+                " FROM clients WHERE client_id = $1"
+            ),
+            &[Arg::Text(client_id)],
+            client_from,
+        )
+        .await
+    }
+
+    async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
+        list(
+            self,
+            concat!("SELECT ", client_columns!(), " FROM clients ORDER BY seq"),
+            &[],
+            client_from,
+        )
+        .await
+    }
+
+    async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        list(
+            self,
+            concat!(
+                "SELECT ",
+                key_columns!(),
+                " FROM signing_keys ORDER BY seq DESC"
+            ),
+            &[],
+            key_from,
+        )
+        .await
+    }
+
+    async fn save_keys(&self, keys: &[KeyRecord]) -> Result<(), StoreError> {
+        // Demotions before promotions: the one-active-key index is checked
+        // per statement, so the old active key must step down first.
+        let mut ordered: Vec<&KeyRecord> = keys.iter().collect();
+        ordered.sort_by_key(|key| key.status == "active");
+        let mut tx = self.write().await?;
+        for key in ordered {
+            execute::<D>(
+                &mut tx,
+                concat!(
+                    "INSERT INTO signing_keys (",
+                    key_columns!(),
+                    ") VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (kid) DO UPDATE SET",
+                    " alg = excluded.alg, status = excluded.status, created_at = excluded.created_at,",
+                    " retire_at = excluded.retire_at, material = excluded.material"
+                ),
+                &[
+                    Arg::Text(&key.kid),
+                    Arg::Text(&key.alg),
+                    Arg::Text(&key.status),
+                    Arg::Int(to_db(key.created_at)),
+                    Arg::MaybeInt(key.retire_at.map(to_db)),
+                    Arg::Bytes(&key.material),
+                ],
+            )
+            .await
+            .map_err(conflict("key"))?;
+        }
+        commit(tx).await
+    }
+}
