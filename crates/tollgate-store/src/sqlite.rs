@@ -17,6 +17,11 @@
 //!   timeout) instead of failing with `SQLITE_BUSY` when a read transaction
 //!   tries to upgrade. This also serialises refresh rotation, and it is what
 //!   makes a second process (the `tollgate` CLI) safe next to the server.
+//! - Opening is safe from several processes at once (the server and the
+//!   CLI starting together on a new file): the switch to WAL, which SQLite
+//!   makes without calling the busy handler, is retried for as long as the
+//!   busy timeout, and migrations run inside one `BEGIN IMMEDIATE`, so a
+//!   second opener waits for the first one's instead of racing it.
 //! - Reads are single statements on the WAL snapshot and never block writes.
 
 use std::fmt;
@@ -24,18 +29,19 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions,
-    SqliteQueryResult, SqliteRow, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqlitePoolOptions, SqliteQueryResult, SqliteRow,
+    SqliteSynchronous,
 };
-use sqlx::{Sqlite, SqlitePool};
+use sqlx::{Connection, Sqlite};
 
 use crate::StoreError;
 use crate::dialect::{Arg, Bound, Dialect, ListColumn, bind_with};
-use crate::sql::{get, is_retryable, migrate_error, unavailable};
+use crate::sql::{get, migrate_error, unavailable};
 use crate::store::{SqlStore, revocation_columns};
 
 /// How long a writer waits for another writer (in this or another process)
-/// before the call fails as unavailable.
+/// before the call fails as unavailable; also how long opening waits for
+/// another process opening the same file.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a call waits for a pooled connection.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -44,6 +50,8 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_CONNECTIONS: u32 = 8;
 /// `PRAGMA synchronous` value of FULL.
 const SYNCHRONOUS_FULL: i64 = 2;
+/// SQLite's primary result code `SQLITE_BUSY`.
+const SQLITE_BUSY: i32 = 5;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -72,13 +80,16 @@ impl SqliteStore {
     pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
         let path = parse_url(url)?;
         prepare_file(&path)?;
+        // No `journal_mode` here: WAL is a property of the file, set once
+        // by `set_up`, and asking for it on every new connection would take
+        // the lock that `busy_timeout` does not cover (see `switch_to_wal`).
         let options = SqliteConnectOptions::new()
             .filename(&path)
             .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
+        set_up(&options).await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -86,7 +97,6 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(unavailable)?;
-        migrate(&pool).await?;
         Ok(SqlStore {
             pool,
             dialect: SqliteDialect { path },
@@ -222,27 +232,78 @@ async fn check_durability(conn: &mut SqliteConnection) -> Result<(), sqlx::Error
     Ok(())
 }
 
-/// Applies pending migrations. Two processes opening a new file at once
-/// race to apply them; the loser fails and, on its next try, finds them
-/// applied.
-async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
-    let mut attempt: u64 = 0;
+/// Makes a new or existing file ready, on one connection of its own: WAL
+/// on, pending migrations applied. Several processes may do this at once.
+async fn set_up(options: &SqliteConnectOptions) -> Result<(), StoreError> {
+    let mut conn = SqliteConnection::connect_with(options)
+        .await
+        .map_err(unavailable)?;
+    let outcome = async {
+        switch_to_wal(&mut conn).await?;
+        // Inside one `BEGIN IMMEDIATE` (sqlx runs each migration in a
+        // savepoint of it): a second process opening the same new file
+        // waits here for the first one's migrations, then finds them
+        // applied, instead of racing to create the same tables.
+        let mut tx = conn
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(unavailable)?;
+        migrate(&mut tx).await?;
+        tx.commit().await.map_err(unavailable)
+    }
+    .await;
+    let _ = conn.close().await;
+    outcome
+}
+
+/// Applies pending migrations on `conn` (inside the caller's
+/// transaction). Through `run_direct`, which sqlx keeps public for this:
+/// `Migrator::run` on a `&mut` connection has a higher-ranked `Acquire`
+/// bound that makes every caller's future fail to be `Send`.
+async fn migrate(conn: &mut SqliteConnection) -> Result<(), StoreError> {
+    MIGRATOR
+        .run_direct(None, conn, false)
+        .await
+        .map_err(migrate_error)
+}
+
+/// `PRAGMA journal_mode = WAL`, retried while another process holds the
+/// database. Changing the journal mode needs an exclusive lock that SQLite
+/// takes without calling the busy handler, so `busy_timeout` does not
+/// cover it: four stores opening a brand-new file at once failed with
+/// "database is locked" about one time in eight before this.
+async fn switch_to_wal(conn: &mut SqliteConnection) -> Result<(), StoreError> {
+    let deadline = tokio::time::Instant::now() + BUSY_TIMEOUT;
+    let mut pause = Duration::from_millis(2);
     loop {
-        match MIGRATOR.run(pool).await {
-            Ok(()) => return Ok(()),
-            Err(err) if attempt < 3 && is_retryable(&err) => {
-                attempt += 1;
-                tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+        match sqlx::query("PRAGMA journal_mode = WAL")
+            .execute(&mut *conn)
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(err) if is_busy(&err) && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(50));
             }
-            Err(err) => return Err(migrate_error(err)),
+            Err(err) => return Err(unavailable(err)),
         }
     }
+}
+
+/// Whether SQLite answered `SQLITE_BUSY` (or one of its extended codes).
+fn is_busy(err: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = err else {
+        return false;
+    };
+    db.code()
+        .and_then(|code| code.parse::<i32>().ok())
+        .is_some_and(|code| code & 0xff == SQLITE_BUSY)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sqlx::Connection;
+    use sqlx::sqlite::SqliteJournalMode;
 
     #[test]
     fn urls_name_a_file_and_take_no_parameters() {
