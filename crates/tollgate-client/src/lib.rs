@@ -69,7 +69,7 @@ pub use breaker::{BreakerConfig, BreakerState};
 pub use error::AuthError;
 pub use feed::FeedState;
 pub use principal::{Principal, Requirements};
-pub use revocations::RevocationSet;
+pub use revocations::{RevocationListener, RevocationSet, Revoked};
 pub use service_token::{ServiceToken, ServiceTokenSource, ServiceTokenSourceBuilder};
 pub use tollgate_core::config::FeedDownPolicy;
 pub use tollgate_core::{Claims, Expect, TokenType};

@@ -38,10 +38,50 @@ pub use shared::RedisLimits;
 /// Buckets kept before full ones are swept out.
 const SWEEP_ABOVE: usize = 10_000;
 
+/// One token bucket: `rate_per_minute` is both its size and its refill per
+/// minute. [`RateLimiter`] keeps one per key; a holder of a single budget
+/// (a WebSocket connection's `auth.refresh`) keeps one itself.
 #[derive(Debug, Clone, Copy)]
-struct Bucket {
+pub(crate) struct Bucket {
     tokens: f64,
     updated: Instant,
+}
+
+impl Bucket {
+    /// A full bucket of `rate_per_minute`.
+    pub(crate) fn full(rate_per_minute: u32, now: Instant) -> Bucket {
+        Bucket {
+            tokens: f64::from(rate_per_minute),
+            updated: now,
+        }
+    }
+
+    /// Whether it is full again by `now` (and so the same as no bucket).
+    fn is_full(&self, rate_per_minute: u32, now: Instant) -> bool {
+        let capacity = f64::from(rate_per_minute);
+        let refilled = self.tokens
+            + now.saturating_duration_since(self.updated).as_secs_f64() * capacity / 60.0;
+        refilled >= capacity
+    }
+
+    /// Takes one call at `rate_per_minute`; on refusal, how long until a
+    /// call is allowed.
+    pub(crate) fn take(&mut self, rate_per_minute: u32, now: Instant) -> Result<(), Duration> {
+        if rate_per_minute == 0 {
+            return Err(Duration::from_secs(60));
+        }
+        let capacity = f64::from(rate_per_minute);
+        let per_second = capacity / 60.0;
+        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * per_second).min(capacity);
+        self.updated = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            return Ok(());
+        }
+        let wait = (1.0 - self.tokens) / per_second;
+        Err(Duration::from_secs_f64(wait.max(0.001)))
+    }
 }
 
 /// A token bucket per key. See the module docs.
@@ -59,33 +99,15 @@ impl RateLimiter {
     /// Takes one call for `key` at `rate_per_minute`; on refusal, how long
     /// until a call is allowed.
     pub fn check(&self, key: &str, rate_per_minute: u32, now: Instant) -> Result<(), Duration> {
-        if rate_per_minute == 0 {
-            return Err(Duration::from_secs(60));
-        }
-        let capacity = f64::from(rate_per_minute);
-        let per_second = capacity / 60.0;
         // Every critical section leaves the map consistent.
         let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
         if buckets.len() > SWEEP_ABOVE {
-            buckets.retain(|_, b| {
-                let refilled =
-                    b.tokens + now.saturating_duration_since(b.updated).as_secs_f64() * per_second;
-                refilled < capacity
-            });
+            buckets.retain(|_, b| !b.is_full(rate_per_minute, now));
         }
-        let bucket = buckets.entry(key.to_owned()).or_insert(Bucket {
-            tokens: capacity,
-            updated: now,
-        });
-        let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * per_second).min(capacity);
-        bucket.updated = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            return Ok(());
-        }
-        let wait = (1.0 - bucket.tokens) / per_second;
-        Err(Duration::from_secs_f64(wait.max(0.001)))
+        buckets
+            .entry(key.to_owned())
+            .or_insert_with(|| Bucket::full(rate_per_minute, now))
+            .take(rate_per_minute, now)
     }
 }
 

@@ -8,13 +8,15 @@
 //! Reads take a shared lock once per token (see [`RevocationSet::read`]);
 //! writes are rare (one per revocation event).
 //!
-//! Every write also bumps a generation number that
-//! [`RevocationSet::subscribe`] watches: a long-lived holder of a token (a
-//! WebSocket connection) rechecks it when, and only when, something was
-//! revoked, instead of polling.
+//! Every write also tells the [`RevocationListener`]s what it revoked
+//! ([`Revoked`]: a `jti`, a `sid` or a user), so that a holder of many
+//! long-lived tokens (the WebSocket connections of `ws::WsAuth`) rechecks
+//! only the ones the revocation can hit, instead of polling or rechecking
+//! them all; and bumps a generation number that [`RevocationSet::subscribe`]
+//! watches, for a holder of one token.
 
 use std::collections::HashMap;
-use std::sync::{PoisonError, RwLock, RwLockReadGuard};
+use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard, Weak};
 
 use foldhash::fast::RandomState;
 use tokio::sync::watch;
@@ -30,6 +32,8 @@ pub struct RevocationSet {
     maps: RwLock<Maps>,
     /// The number of writes so far; receivers wake on each one.
     generation: watch::Sender<u64>,
+    /// Told of every write, after it (dead ones are dropped as found).
+    listeners: Mutex<Vec<Weak<dyn RevocationListener>>>,
 }
 
 impl Default for RevocationSet {
@@ -37,8 +41,33 @@ impl Default for RevocationSet {
         RevocationSet {
             maps: RwLock::default(),
             generation: watch::Sender::new(0),
+            listeners: Mutex::default(),
         }
     }
+}
+
+/// What one write to a [`RevocationSet`] revoked: enough for a holder of
+/// live tokens to find the few that it may now have to end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Revoked<'a> {
+    /// One token, by `jti`.
+    Token(&'a str),
+    /// Every token of one session, by `sid`.
+    Session(&'a str),
+    /// Tokens of one user (`sub`) issued before a moment: any of the user's
+    /// tokens may be hit.
+    User(&'a str),
+    /// Any token may be hit ([`RevocationSet::recheck_all`]).
+    All,
+}
+
+/// Told of each revocation written to a [`RevocationSet`]
+/// ([`RevocationSet::listen`]). Called on the writer's thread after the
+/// write (no lock of the set held): it must be quick and must not block.
+pub trait RevocationListener: Send + Sync + std::fmt::Debug {
+    /// `what` was revoked.
+    fn revoked(&self, what: Revoked<'_>);
 }
 
 #[derive(Debug, Default)]
@@ -63,7 +92,14 @@ impl RevocationSet {
     /// Applies one feed event (idempotent). `now` drives the occasional
     /// sweep of expired entries.
     pub fn apply(&self, event: &RevocationEvent, now: UnixTime) {
-        self.write_then_notify(|maps| maps.apply(event, now));
+        self.write_then_notify(|maps| {
+            maps.apply(event, now);
+            match event.kind {
+                RevocationKind::Token => Revoked::Token(&event.value),
+                RevocationKind::Session => Revoked::Session(&event.value),
+                RevocationKind::User => Revoked::User(&event.value),
+            }
+        });
     }
 
     /// A receiver that sees a new value after every revocation written to
@@ -73,11 +109,47 @@ impl RevocationSet {
         self.generation.subscribe()
     }
 
+    /// Tells `listener` of every revocation written from now on, for as
+    /// long as it lives.
+    pub fn listen(&self, listener: Weak<dyn RevocationListener>) {
+        self.listeners().push(listener);
+    }
+
+    /// Tells every holder of live tokens to recheck all of them
+    /// ([`Revoked::All`]), although nothing was written: for what may
+    /// change any token's fate at once (a key withdrawn, say).
+    pub fn recheck_all(&self) {
+        self.write_then_notify(|_| Revoked::All);
+    }
+
     /// Runs `change` under the write lock, then (lock released) wakes the
-    /// subscribers, so a woken reader never waits for the writer.
-    fn write_then_notify(&self, change: impl FnOnce(&mut Maps)) {
-        change(&mut self.write());
+    /// subscribers and tells the listeners what it revoked, so a woken
+    /// reader never waits for the writer.
+    fn write_then_notify<'a>(&self, change: impl FnOnce(&mut Maps) -> Revoked<'a>) {
+        // The listeners are told after the write, so whoever they wake
+        // rechecks against it; `what` borrows from the caller, not the maps.
+        let what = {
+            let mut maps = self.write();
+            let what = change(&mut maps);
+            drop(maps);
+            what
+        };
         self.generation.send_modify(|n| *n = n.wrapping_add(1));
+        let listeners: Vec<_> = {
+            let mut listeners = self.listeners();
+            listeners.retain(|l| l.strong_count() > 0);
+            listeners.iter().filter_map(Weak::upgrade).collect()
+        };
+        for listener in listeners {
+            listener.revoked(what);
+        }
+    }
+
+    fn listeners(&self) -> std::sync::MutexGuard<'_, Vec<Weak<dyn RevocationListener>>> {
+        // Pushing and retaining leave the list whole.
+        self.listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Sweeps out expired entries if the last sweep is a minute old (the
@@ -93,6 +165,7 @@ impl RevocationSet {
         self.write_then_notify(|maps| {
             let at = maps.tokens.entry(jti.to_owned()).or_insert(0);
             *at = (*at).max(expires_at);
+            Revoked::Token(jti)
         });
     }
 
@@ -101,6 +174,7 @@ impl RevocationSet {
         self.write_then_notify(|maps| {
             let at = maps.sessions.entry(sid.to_owned()).or_insert(0);
             *at = (*at).max(expires_at);
+            Revoked::Session(sid)
         });
     }
 
@@ -111,6 +185,7 @@ impl RevocationSet {
             let entry = maps.users.entry(sub.to_owned()).or_insert((0, 0));
             entry.0 = entry.0.max(cutoff);
             entry.1 = entry.1.max(expires_at);
+            Revoked::User(sub)
         });
     }
 
@@ -243,6 +318,43 @@ mod tests {
         set.sweep(400);
         assert!(set.is_empty());
         assert_eq!(set.cursor(), 4, "the cursor survives sweeps");
+    }
+
+    #[derive(Debug, Default)]
+    struct Heard(Mutex<Vec<String>>);
+
+    impl RevocationListener for Heard {
+        fn revoked(&self, what: Revoked<'_>) {
+            self.0.lock().unwrap().push(format!("{what:?}"));
+        }
+    }
+
+    #[test]
+    fn listeners_hear_what_each_write_revoked_while_they_live() {
+        let set = RevocationSet::new();
+        let heard = std::sync::Arc::new(Heard::default());
+        let weak = std::sync::Arc::downgrade(&heard);
+        set.listen(weak);
+        set.revoke_token("j1", 200);
+        set.apply(&event(1, RevocationKind::Session, "s1", 100, 300), 100);
+        set.apply(&event(2, RevocationKind::User, "u1", 100, 300), 100);
+        set.revoke_user("u2", 100, 300);
+        set.sweep(1000);
+        set.recheck_all();
+        assert_eq!(
+            *heard.0.lock().unwrap(),
+            [
+                r#"Token("j1")"#,
+                r#"Session("s1")"#,
+                r#"User("u1")"#,
+                r#"User("u2")"#,
+                "All"
+            ],
+            "forgetting is not news"
+        );
+        drop(heard);
+        set.revoke_token("j2", 200);
+        assert!(set.listeners().is_empty(), "a dead listener is dropped");
     }
 
     #[test]

@@ -35,10 +35,12 @@
 //! "auth.refresh", "access_token": "<new>"}` (judged like a handshake
 //! token, same `sub` required) → `{"type": "auth.refreshed", "expires_at":
 //! <unix>}`, or `{"type": "error", "code": …}` with the old expiry kept. At
-//! expiry the connection closes with 4401 `token_expired`. Whenever the
-//! authenticator learns a revocation, every connection rechecks its current
-//! token in memory and closes with 4403 `token_revoked` if it is hit — no
-//! connection polls the token service. Messages over 64 KiB close with 1009,
+//! expiry the connection closes with 4401 `token_expired`. When the
+//! authenticator learns a revocation, the connections it can hit — those
+//! holding that token (`jti`), of that session (`sid`), or of that user for
+//! a user-wide revocation — recheck their current token in memory and close
+//! with 4403 `token_revoked` if it is hit; no other connection wakes, and
+//! no connection polls the token service (the index is `registry`). Messages over 64 KiB close with 1009,
 //! text that is not JSON (or binary, or invalid UTF-8) with 1008, protocol
 //! errors with 1002; [`WsAuth::shutdown`] closes every connection with 1001.
 //! Valid JSON that is not an object with a string `type` gets
@@ -72,9 +74,8 @@
 //! when the socket ends, the handler returns or panics, or the task is
 //! aborted.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
@@ -82,16 +83,18 @@ use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use foldhash::fast::RandomState;
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tollgate_core::plans::{DEFAULT_PLAN, Plans};
 
-use crate::limits::RateLimiter;
+use crate::limits::Bucket;
 use crate::{AuthError, Authenticator, Principal, Requirements, bearer_token, clock};
+
+mod registry;
+use registry::{Live, Registry};
 
 #[cfg(feature = "redis")]
 mod slots;
@@ -171,13 +174,9 @@ struct Inner {
     /// Per-user counts shared with other instances, when configured.
     #[cfg(feature = "redis")]
     shared_slots: Option<RedisSlots>,
-    /// Open connections (and accepted handshakes) per subject, in this
-    /// process.
-    per_user: Mutex<HashMap<String, u32, RandomState>>,
-    /// All open connections, for [`WsAuth::shutdown`] to wait on.
-    live: watch::Sender<usize>,
-    /// Set once, by [`WsAuth::shutdown`].
-    shutting_down: watch::Sender<bool>,
+    /// The open connections (and accepted handshakes), indexed; a listener
+    /// of the authenticator's revocations.
+    registry: Arc<Registry>,
 }
 
 #[derive(Debug, Clone)]
@@ -227,7 +226,15 @@ impl WsAuth {
 
     /// Connections open now.
     pub fn live_connections(&self) -> usize {
-        *self.inner.live.borrow()
+        self.inner.registry.open()
+    }
+
+    /// How many times a connection was woken by a revocation that could hit
+    /// it and rechecked its token, since start (also the counter
+    /// `tollgate_client_ws_rechecks_total`). Revocations of tokens, sessions
+    /// and users no connection holds add nothing.
+    pub fn rechecks(&self) -> u64 {
+        self.inner.registry.rechecks()
     }
 
     /// Closes every connection with 1001 (`going_away`) and waits until
@@ -236,9 +243,8 @@ impl WsAuth {
     /// shutdown, before the server stops: axum's graceful shutdown does not
     /// wait for upgraded connections.
     pub async fn shutdown(&self, grace: Duration) {
-        self.inner.shutting_down.send_replace(true);
-        let mut live = self.inner.live.subscribe();
-        let _ = tokio::time::timeout(grace, live.wait_for(|n| *n == 0)).await;
+        self.inner.registry.shut_down();
+        let _ = tokio::time::timeout(grace, self.inner.registry.until_empty()).await;
     }
 
     /// Takes a connection slot for `principal`, within their plan's limit:
@@ -256,12 +262,11 @@ impl WsAuth {
                 "a plan with WebSocket connections".into(),
             ));
         }
-        let subject = principal.subject().to_owned();
         #[cfg(feature = "redis")]
         let mut lease = None;
         #[cfg(feature = "redis")]
         if let Some(slots) = &self.inner.shared_slots {
-            match slots.acquire(&subject, limit).await {
+            match slots.acquire(principal.subject(), limit).await {
                 slots::Admission::Leased(id) => lease = Some(id),
                 slots::Admission::Refused => return Err(AuthError::ConnectionLimit { limit }),
                 slots::Admission::Unavailable => {}
@@ -271,34 +276,26 @@ impl WsAuth {
         let decided = lease.is_some();
         #[cfg(not(feature = "redis"))]
         let decided = false;
-        {
-            let mut per_user = self.per_user();
-            let open = per_user.entry(subject.clone()).or_insert(0);
-            // With a lease, Redis counted every instance's connections.
-            if !decided && *open >= limit {
-                return Err(AuthError::ConnectionLimit { limit });
-            }
-            *open += 1;
+        // With a lease, Redis counted every instance's connections.
+        let admitted = self
+            .inner
+            .registry
+            .admit(principal.clone(), (!decided).then_some(limit));
+        #[cfg(feature = "redis")]
+        if let (Err(_), Some(id), Some(slots)) = (&admitted, &lease, &self.inner.shared_slots) {
+            slots.release(id);
         }
+        let live = admitted?;
         #[cfg(feature = "redis")]
         if let (None, Some(slots)) = (&lease, &self.inner.shared_slots) {
-            lease = slots.register(&subject);
+            lease = slots.register(principal.subject());
         }
-        self.inner.live.send_modify(|n| *n += 1);
         Ok(Slot {
             ws: self.clone(),
-            subject,
+            live,
             #[cfg(feature = "redis")]
             lease,
         })
-    }
-
-    fn per_user(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32, RandomState>> {
-        // Every critical section leaves the map consistent.
-        self.inner
-            .per_user
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Whether a browser's `Origin` may connect; no `Origin`, not a browser.
@@ -472,6 +469,11 @@ impl WsAuthBuilder {
 
     /// The finished [`WsAuth`].
     pub fn build(self) -> WsAuth {
+        let registry = Arc::new(Registry::new());
+        let listener: Arc<dyn crate::RevocationListener> = registry.clone();
+        self.authenticator
+            .revocations()
+            .listen(Arc::downgrade(&listener));
         WsAuth {
             inner: Arc::new(Inner {
                 authenticator: self.authenticator,
@@ -483,19 +485,18 @@ impl WsAuthBuilder {
                 send_timeout: self.send_timeout,
                 #[cfg(feature = "redis")]
                 shared_slots: self.shared_slots,
-                per_user: Mutex::default(),
-                live: watch::Sender::new(0),
-                shutting_down: watch::Sender::new(false),
+                registry,
             }),
         }
     }
 }
 
-/// One connection's place in the per-user count; released on drop.
+/// One connection's place in the registry (and so in the per-user
+/// count); released on drop.
 #[derive(Debug)]
 struct Slot {
     ws: WsAuth,
-    subject: String,
+    live: Arc<Live>,
     /// The connection's lease in Redis, when the slots are shared.
     #[cfg(feature = "redis")]
     lease: Option<String>,
@@ -503,20 +504,11 @@ struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        {
-            let mut per_user = self.ws.per_user();
-            if let Some(open) = per_user.get_mut(&self.subject) {
-                *open = open.saturating_sub(1);
-                if *open == 0 {
-                    per_user.remove(&self.subject);
-                }
-            }
-        }
+        self.ws.inner.registry.remove(&self.live);
         #[cfg(feature = "redis")]
         if let (Some(id), Some(slots)) = (&self.lease, &self.ws.inner.shared_slots) {
             slots.release(id);
         }
-        self.ws.inner.live.send_modify(|n| *n = n.saturating_sub(1));
     }
 }
 
@@ -550,6 +542,12 @@ where
         };
         let (principal, selected) = ws.handshake(parts).await.map_err(refuse)?;
         let slot = ws.take_slot(&principal).await.map_err(refuse)?;
+        // Indexed after it was judged: a revocation in between found
+        // nothing to wake, so look once more (see `registry`).
+        ws.inner
+            .authenticator
+            .recheck(&principal, ws.inner.requirements.expect())
+            .map_err(refuse)?;
         if let Some(protocol) = selected {
             upgrade.set_selected_protocol(protocol);
         }
@@ -584,20 +582,19 @@ impl AuthenticatedUpgrade {
             principal,
             slot,
         } = self;
+        drop(principal);
         upgrade.on_upgrade(move |socket| async move {
             let (incoming_tx, incoming) = mpsc::channel(QUEUE);
             let (outgoing, outgoing_rx) = mpsc::channel(QUEUE);
-            let (principal_tx, principal_rx) = watch::channel(principal);
             let connection = Connection {
                 incoming,
                 outgoing,
-                principal: principal_rx,
+                live: slot.live.clone(),
             };
             let supervisor = Supervisor {
-                principal: principal_tx,
                 outgoing: outgoing_rx,
                 slot,
-                refreshes: RateLimiter::new(),
+                refreshes: Bucket::full(MAX_REFRESHES_PER_MINUTE, Instant::now()),
             };
             // One task for both: a panic or an abort ends them together
             // and drops the slot.
@@ -612,7 +609,7 @@ impl AuthenticatedUpgrade {
 pub struct Connection {
     incoming: mpsc::Receiver<Value>,
     outgoing: mpsc::Sender<Value>,
-    principal: watch::Receiver<Principal>,
+    live: Arc<Live>,
 }
 
 /// The connection is closed; nothing more can be sent.
@@ -637,18 +634,18 @@ impl Connection {
     /// Who is connected, as of the latest accepted token (a refresh may
     /// have brought a new plan or permissions).
     pub fn principal(&self) -> Principal {
-        self.principal.borrow().clone()
+        self.live.principal()
     }
 }
 
 /// Runs a connection's socket: relays messages, handles `auth.*`, closes
 /// on expiry, revocation, bad input and shutdown.
 struct Supervisor {
-    principal: watch::Sender<Principal>,
     outgoing: mpsc::Receiver<Value>,
+    /// The connection's place in the registry (its principal, its wakes).
     slot: Slot,
     /// This connection's `auth.refresh` budget.
-    refreshes: RateLimiter,
+    refreshes: Bucket,
 }
 
 /// How the writer ended.
@@ -759,37 +756,35 @@ impl Supervisor {
         incoming: mpsc::Sender<Value>,
     ) -> End {
         let ws = self.slot.ws.clone();
+        let live = self.slot.live.clone();
         let authenticator = ws.inner.authenticator.clone();
         let expect = ws.inner.requirements.expect();
-        let mut revocations = authenticator.revocation_changes();
-        let mut shutting_down = ws.inner.shutting_down.subscribe();
         let mut pending: Option<Value> = None;
-        let mut timers = Timers::new(&self.principal.borrow(), ws.inner.expiry_notice);
+        let mut timers = Timers::new(&live.principal(), ws.inner.expiry_notice);
+        // One timer per connection: the notice, then the expiry.
+        let timer = tokio::time::sleep_until(timers.next());
+        tokio::pin!(timer);
         loop {
             tokio::select! {
                 biased;
-                // (The `Ref` it yields must not live across the handlers'
-                // awaits: it is not `Send`.)
-                () = async { let _ = shutting_down.wait_for(|s| *s).await; } => {
-                    return End::Close(close::GOING_AWAY, "going_away");
-                }
-                changed = revocations.changed() => {
-                    if changed.is_err() {
-                        // The revocation set is gone with its authenticator,
-                        // which this task holds: cannot happen.
-                        return End::Close(close::GOING_AWAY, "going_away");
+                // Shutdown, an operator, or a revocation that can hit this
+                // connection's token (see `registry`).
+                () = live.woken() => {
+                    if let Some(code) = live.ordered_close() {
+                        return End::Close(code, reason_for_code(code));
                     }
-                    let principal = self.principal.borrow().clone();
-                    if let Err(err) = authenticator.recheck(&principal, expect) {
+                    ws.inner.registry.count_recheck();
+                    if let Err(err) = authenticator.recheck(&live.principal(), expect) {
                         return End::Close(close_for(&err), reason_for(&err));
                     }
                 }
-                () = tokio::time::sleep_until(timers.expires) => {
-                    return End::Close(close::TOKEN_EXPIRED, "token_expired");
-                }
-                () = tokio::time::sleep_until(timers.notice), if !timers.noticed => {
+                () = &mut timer => {
+                    if timers.noticed {
+                        return End::Close(close::TOKEN_EXPIRED, "token_expired");
+                    }
                     timers.noticed = true;
-                    let expires_at = self.principal.borrow().expires_at();
+                    timer.as_mut().reset(timers.next());
+                    let expires_at = live.principal().expires_at();
                     let notice = json!({"type": "auth.expiring", "expires_at": expires_at});
                     if let Err(end) = queue(to_writer, &notice) {
                         return end;
@@ -833,12 +828,18 @@ impl Supervisor {
                             return end;
                         }
                     } else if message["type"] == "auth.refresh" {
-                        let answer = match self.refreshes.check("", MAX_REFRESHES_PER_MINUTE, Instant::now()) {
-                            Ok(()) => refresh(&self.principal, &authenticator, &ws.inner.requirements, &message).await,
+                        let answer = match self.refreshes.take(MAX_REFRESHES_PER_MINUTE, Instant::now()) {
+                            Ok(()) => refresh(&ws, &live, &message).await,
                             Err(wait) => refresh_limited(wait),
                         };
                         if answer["type"] == "auth.refreshed" {
-                            timers = Timers::new(&self.principal.borrow(), ws.inner.expiry_notice);
+                            // Re-indexed after it was judged: look once more.
+                            let principal = live.principal();
+                            if let Err(err) = authenticator.recheck(&principal, expect) {
+                                return End::Close(close_for(&err), reason_for(&err));
+                            }
+                            timers = Timers::new(&principal, ws.inner.expiry_notice);
+                            timer.as_mut().reset(timers.next());
                         }
                         if let Err(end) = queue(to_writer, &answer) {
                             return end;
@@ -898,13 +899,11 @@ fn refresh_limited(wait: Duration) -> Value {
 }
 
 /// Judges an `auth.refresh`; on success the connection's principal is
-/// the new token's. The answer to send back.
-async fn refresh(
-    current: &watch::Sender<Principal>,
-    authenticator: &Authenticator,
-    requirements: &Requirements,
-    message: &Value,
-) -> Value {
+/// the new token's (and it is indexed under its keys). The answer to send
+/// back.
+async fn refresh(ws: &WsAuth, live: &Arc<Live>, message: &Value) -> Value {
+    let authenticator = &ws.inner.authenticator;
+    let requirements = &ws.inner.requirements;
     let judged = match message.get("access_token").and_then(Value::as_str) {
         None => {
             let mut answer =
@@ -917,7 +916,7 @@ async fn refresh(
             .await
             .and_then(|principal| requirements.check(&principal).map(|()| principal))
             .and_then(|principal| {
-                if principal.subject() == current.borrow().subject() {
+                if principal.subject() == live.principal().subject() {
                     Ok(principal)
                 } else {
                     Err(AuthError::SubjectMismatch)
@@ -927,7 +926,7 @@ async fn refresh(
     match judged {
         Ok(principal) => {
             let expires_at = principal.expires_at();
-            current.send_replace(principal);
+            ws.inner.registry.replace_principal(live, principal);
             json!({"type": "auth.refreshed", "expires_at": expires_at})
         }
         Err(err) => json!({
@@ -947,6 +946,16 @@ struct Timers {
 }
 
 impl Timers {
+    /// When the timer must fire next: the notice until it was sent, then
+    /// the expiry.
+    fn next(&self) -> Instant {
+        if self.noticed {
+            self.expires
+        } else {
+            self.notice
+        }
+    }
+
     fn new(principal: &Principal, lead: Duration) -> Timers {
         let claims = principal.claims();
         let now_ms = clock::now_ms();
@@ -970,6 +979,15 @@ fn close_for(err: &AuthError) -> u16 {
         close::TOKEN_REVOKED
     } else {
         close::TOKEN_EXPIRED
+    }
+}
+
+/// The reason sent with a close ordered from outside.
+fn reason_for_code(code: u16) -> &'static str {
+    match code {
+        close::GOING_AWAY => "going_away",
+        close::TOKEN_REVOKED => "token_revoked",
+        _ => "",
     }
 }
 
@@ -1147,7 +1165,6 @@ mod tests {
         let c = ws.take_slot(&free).await.unwrap();
         drop((b, c));
         assert_eq!(ws.live_connections(), 0);
-        assert!(ws.per_user().is_empty());
     }
 
     #[tokio::test]

@@ -17,6 +17,8 @@ pub struct Backend {
     pub url: String,
     pub issuer: TestIssuer,
     pub http: reqwest::Client,
+    /// The backend's WebSocket authentication (its live connections).
+    pub ws: WsAuth,
     /// Starts the backend's graceful shutdown (as SIGTERM does).
     shutdown: Option<oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<()>,
@@ -44,7 +46,8 @@ impl Backend {
         let tokens =
             ServiceTokenSource::from_test_issuer(&issuer, "chat-backend", "agents:read", 300);
         let ws: WsAuth = rules(WsAuth::builder(auth.clone())).build();
-        let state = chat_backend::AppState::new(auth, tools, url.clone(), Some(tokens)).with_ws(ws);
+        let state =
+            chat_backend::AppState::new(auth, tools, url.clone(), Some(tokens)).with_ws(ws.clone());
         let (shutdown, signal) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             chat_backend::serve(listener, state, async {
@@ -57,6 +60,7 @@ impl Backend {
             url,
             issuer,
             http: reqwest::Client::new(),
+            ws,
             shutdown: Some(shutdown),
             server,
         }
