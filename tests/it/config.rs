@@ -36,6 +36,7 @@ fn two_legacy_lifetimes_that_disagree_fail_naming_both() {
         TOLLGATE_BOOTSTRAP_ADMIN_EMAIL     (unset)                               default (development)
         TOLLGATE_BOOTSTRAP_ADMIN_PASSWORD  (unset)                               default (development)
         TOLLGATE_FEED_DOWN_POLICY          introspect                            default (development)
+        TOLLGATE_FEED_MAX_STALENESS        30                                    default (development)
         TOLLGATE_ALLOW_QUERY_TOKEN         off                                   default (development)
         TOLLGATE_KEEP_ALIVE_TIMEOUT        75                                    default (development)
 
@@ -295,6 +296,16 @@ fn production_json_lists_sources_and_errors() {
                 "kind": "default"
               },
               "value": "introspect"
+            },
+            {
+              "key": "feed_max_staleness",
+              "name": "TOLLGATE_FEED_MAX_STALENESS",
+              "secret": false,
+              "source": {
+                "environment": "production",
+                "kind": "default"
+              },
+              "value": "30"
             },
             {
               "key": "allow_query_token",

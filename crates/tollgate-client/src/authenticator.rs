@@ -16,6 +16,17 @@
 //! 4. anything else (opaque tokens, deployments without a JWKS):
 //!    introspection, whose claims then pass `Validator::check_introspected`.
 //!
+//! Both feed-down policies end at the maximum staleness
+//! (`TOLLGATE_FEED_MAX_STALENESS`, default 30 s after the feed was last
+//! current): beyond it the revocations held are too old to trust, so every
+//! token, cached or new, must have been confirmed by the token service
+//! within the last second, and when it cannot be asked the token is
+//! refused with `Unavailable` (503 `token_service_unavailable`). Live
+//! WebSocket connections are woken then (and every maximum staleness while
+//! it lasts), and [`Authenticator::recheck`] answers `Unavailable`, which
+//! closes them with a "try again later" code: a reconnection is judged
+//! afresh.
+//!
 //! Every judgement is made by `tollgate_core::Validator`; this module only
 //! decides which of its entry points to call, with which keys and
 //! revocations. Background tasks (feed follower, periodic JWKS refresh) end
@@ -97,6 +108,11 @@ pub struct Health {
     pub jwks_fetches: u64,
     /// Tokens in the validated-claims cache.
     pub cached_tokens: usize,
+    /// Milliseconds since the feed was last current (0 while it is live).
+    pub revocations_behind_ms: u64,
+    /// Whether that is beyond the maximum staleness: no token is accepted
+    /// then without the token service's confirmation.
+    pub revocations_stale: bool,
 }
 
 impl Health {
@@ -110,7 +126,7 @@ impl Health {
     /// The snapshot as JSON: `{"status": "ok"|"degraded", "mode", "feed",
     /// "feed_since_ms", "feed_down_policy", "revocations", "cursor",
     /// "breaker", "keys", "keys_fetched_at_ms", "jwks_fetches",
-    /// "cached_tokens"}`.
+    /// "cached_tokens", "revocations_behind_ms", "revocations_stale"}`.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "status": if self.is_healthy() { "ok" } else { "degraded" },
@@ -128,9 +144,29 @@ impl Health {
             "keys_fetched_at_ms": self.keys_fetched_at_ms,
             "jwks_fetches": self.jwks_fetches,
             "cached_tokens": self.cached_tokens,
+            "revocations_behind_ms": self.revocations_behind_ms,
+            "revocations_stale": self.revocations_stale,
         })
     }
 }
+
+/// How far the revocations an authenticator holds can be trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Freshness {
+    /// The feed is live (or there is none by design).
+    Current,
+    /// The feed is down, within the maximum staleness: the feed-down
+    /// policy decides.
+    Lagging,
+    /// Beyond the maximum staleness: nothing is accepted that the token
+    /// service has not just confirmed.
+    Stale,
+}
+
+/// Why a token is refused when the revocations are too stale and the
+/// token service cannot confirm it.
+const STALE: &str =
+    "the revocation feed has been down too long and the token service cannot confirm the token";
 
 /// Validates tokens for one service. Cheap to clone; clones share
 /// everything (keys, caches, feed).
@@ -153,6 +189,9 @@ struct Inner {
     feed: Arc<FeedStatus>,
     cache: ClaimsCache,
     confirm_for_ms: u64,
+    /// How far behind the revocations may be before nothing is trusted
+    /// without the token service.
+    max_staleness_ms: u64,
     secret_fingerprint: Option<String>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -179,6 +218,7 @@ pub struct AuthenticatorBuilder {
     jwks_refresh: Duration,
     cache_capacity: usize,
     confirm_for: Duration,
+    max_staleness: Duration,
     shared_secret: Option<Secret>,
     feed: FeedConfig,
     startup_timeout: Duration,
@@ -251,6 +291,18 @@ impl AuthenticatorBuilder {
     /// (the revocation promise).
     pub fn introspection_confirm_for(mut self, duration: Duration) -> Self {
         self.confirm_for = duration;
+        self
+    }
+
+    /// How long after the feed was last current its revocations are
+    /// trusted, under either feed-down policy
+    /// (`TOLLGATE_FEED_MAX_STALENESS`); default 30 s. Beyond it every
+    /// token must be confirmed by introspection (see
+    /// [`AuthenticatorBuilder::introspection_confirm_for`]) and is refused
+    /// with `token_service_unavailable` when the token service cannot
+    /// answer.
+    pub fn feed_max_staleness(mut self, max: Duration) -> Self {
+        self.max_staleness = max;
         self
     }
 
@@ -406,6 +458,14 @@ impl AuthenticatorBuilder {
                 Arc::new(FeedStatus::new(FeedState::Disabled))
             }
         };
+        let max_staleness_ms = millis(self.max_staleness);
+        if feed.state() != FeedState::Disabled {
+            tasks.push(tokio::spawn(wake_when_stale(
+                feed.clone(),
+                revocations.clone(),
+                max_staleness_ms,
+            )));
+        }
 
         let authenticator = Authenticator {
             inner: Arc::new(Inner {
@@ -420,7 +480,8 @@ impl AuthenticatorBuilder {
                 revocations,
                 feed,
                 cache: ClaimsCache::new(self.cache_capacity),
-                confirm_for_ms: u64::try_from(self.confirm_for.as_millis()).unwrap_or(u64::MAX),
+                confirm_for_ms: millis(self.confirm_for),
+                max_staleness_ms,
                 secret_fingerprint: secret_fp,
                 tasks,
             }),
@@ -448,6 +509,42 @@ async fn discover_with_retry(
                 delay = (delay * 2).min(Duration::from_secs(2));
             }
             Err((err, _)) => return Err(err),
+        }
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Wakes every holder of a token (live WebSocket connections) when the
+/// revocations become too stale to trust, and again every maximum
+/// staleness while they stay so, so that each rechecks (and is closed,
+/// see [`Authenticator::recheck`]) instead of trusting a token that may
+/// have been revoked meanwhile. Sleeps on the feed's state otherwise.
+async fn wake_when_stale(feed: Arc<FeedStatus>, revocations: Arc<RevocationSet>, max_ms: u64) {
+    let max_ms = max_ms.max(1);
+    loop {
+        let changed = feed.changed();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        let wait = match feed.staleness_ms(clock::now_ms()) {
+            None => None,
+            Some(staleness) if staleness > max_ms => {
+                revocations.recheck_all();
+                Some(max_ms)
+            }
+            // Just past the bound.
+            Some(staleness) => Some(max_ms - staleness + 1),
+        };
+        match wait {
+            None => changed.await,
+            Some(ms) => {
+                tokio::select! {
+                    () = changed => {}
+                    () = tokio::time::sleep(Duration::from_millis(ms)) => {}
+                }
+            }
         }
     }
 }
@@ -480,6 +577,7 @@ impl Authenticator {
             jwks_refresh: Duration::from_secs(300),
             cache_capacity: 10_000,
             confirm_for: Duration::from_secs(1),
+            max_staleness: Duration::from_secs(30),
             shared_secret: None,
             feed: FeedConfig::default(),
             startup_timeout: Duration::from_secs(10),
@@ -496,6 +594,7 @@ impl Authenticator {
         builder.audiences = config.audiences.clone();
         builder.leeway = config.leeway;
         builder.feed_down_policy = config.feed_down_policy;
+        builder.max_staleness = Duration::from_secs(config.feed_max_staleness);
         if let (Some(id), Some(secret)) = (&config.client_id, &config.client_secret) {
             builder.client = Some((id.clone(), secret.clone()));
         }
@@ -562,6 +661,7 @@ impl Authenticator {
                 feed: Arc::new(FeedStatus::new(FeedState::Live)),
                 cache: ClaimsCache::new(10_000),
                 confirm_for_ms: 1000,
+                max_staleness_ms: 30_000,
                 secret_fingerprint: None,
                 tasks: Vec::new(),
             }),
@@ -608,13 +708,26 @@ impl Authenticator {
     /// the revocations known now. For holders of a token that outlive one
     /// request (a WebSocket connection), together with
     /// [`Authenticator::revocation_changes`].
+    ///
+    /// When the revocations are beyond the maximum staleness (the feed has
+    /// been down too long), the answer is [`AuthError::Unavailable`]: the
+    /// token may have been revoked meanwhile and nothing in memory can say;
+    /// the holder should make the client come back later (a WebSocket
+    /// closes with 1013, "try again later"), when the token is judged
+    /// afresh.
     pub fn recheck(&self, principal: &Principal, expect: Expect) -> Result<(), AuthError> {
-        let state = self.inner.keys.load();
-        let revocations = self.inner.revocations.read();
-        state
-            .validator
-            .recheck(principal.claims(), expect, clock::now(), &*revocations)
-            .map_err(AuthError::Token)
+        {
+            let state = self.inner.keys.load();
+            let revocations = self.inner.revocations.read();
+            state
+                .validator
+                .recheck(principal.claims(), expect, clock::now(), &*revocations)
+                .map_err(AuthError::Token)?;
+        }
+        if self.freshness() == Freshness::Stale {
+            return Err(AuthError::Unavailable(STALE));
+        }
+        Ok(())
     }
 
     /// Wakes on every revocation this authenticator learns (from the feed,
@@ -644,13 +757,24 @@ impl Authenticator {
         self.authenticate(token, expect).await
     }
 
+    /// How far the revocations held can be trusted now.
+    fn freshness(&self) -> Freshness {
+        match self.inner.feed.staleness_ms(clock::now_ms()) {
+            None => Freshness::Current,
+            Some(ms) if ms > self.inner.max_staleness_ms => Freshness::Stale,
+            Some(_) => Freshness::Lagging,
+        }
+    }
+
     /// Whether local judgements are current: the feed is live, there is no
-    /// feed by design, or the policy says to trust local validation anyway.
+    /// feed by design, or the policy says to trust local validation anyway
+    /// (and the revocations are within the maximum staleness).
     fn local_is_current(&self) -> bool {
-        matches!(
-            self.inner.feed.state(),
-            FeedState::Live | FeedState::Disabled
-        ) || self.inner.feed_down_policy == FeedDownPolicy::Local
+        match self.freshness() {
+            Freshness::Current => true,
+            Freshness::Lagging => self.inner.feed_down_policy == FeedDownPolicy::Local,
+            Freshness::Stale => false,
+        }
     }
 
     async fn judge(&self, token: &str, expect: Expect) -> Result<Principal, AuthError> {
@@ -701,8 +825,12 @@ impl Authenticator {
                 entry.confirm(now_ms);
                 Ok(entry.principal.clone())
             }
-            // The token service cannot be asked: the cached judgement stands.
+            // The token service cannot be asked: the cached judgement
+            // stands, as long as the revocations are not too stale for it.
             Err(AuthError::Unavailable(_) | AuthError::Refused { .. }) => {
+                if self.freshness() == Freshness::Stale {
+                    return Err(AuthError::Unavailable(STALE));
+                }
                 Ok(entry.principal.clone())
             }
             Err(err) => {
@@ -838,6 +966,8 @@ impl Authenticator {
             keys_fetched_at_ms: state.fetched_at_ms,
             jwks_fetches: self.inner.key_source.as_ref().map_or(0, |s| s.fetches()),
             cached_tokens: self.inner.cache.len(),
+            revocations_behind_ms: self.inner.feed.staleness_ms(clock::now_ms()).unwrap_or(0),
+            revocations_stale: self.freshness() == Freshness::Stale,
         }
     }
 

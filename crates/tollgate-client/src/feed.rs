@@ -81,6 +81,11 @@ pub(crate) struct FeedStatus {
     state: AtomicU8,
     since_ms: AtomicU64,
     sessions: AtomicU64,
+    /// Unix milliseconds of the last time the feed was known to be current:
+    /// a page read, or a byte of the live stream (0: never).
+    heard_ms: AtomicU64,
+    /// Woken on every change of state.
+    changed: tokio::sync::Notify,
 }
 
 impl FeedStatus {
@@ -89,11 +94,38 @@ impl FeedStatus {
             state: AtomicU8::new(state.as_u8()),
             since_ms: AtomicU64::new(crate::clock::now_ms()),
             sessions: AtomicU64::new(0),
+            heard_ms: AtomicU64::new(0),
+            changed: tokio::sync::Notify::new(),
         }
     }
 
     pub(crate) fn state(&self) -> FeedState {
         FeedState::from_u8(self.state.load(Ordering::Acquire))
+    }
+
+    /// How many milliseconds the revocations are behind at `now_ms`: `None`
+    /// while the feed is live (or there is none by design), else the time
+    /// since it was last known current (a stream that breaks was current
+    /// until then; one that goes silent, only up to its last byte).
+    pub(crate) fn staleness_ms(&self, now_ms: u64) -> Option<u64> {
+        match self.state() {
+            FeedState::Live | FeedState::Disabled => None,
+            FeedState::Connecting | FeedState::Down => {
+                Some(now_ms.saturating_sub(self.heard_ms.load(Ordering::Relaxed)))
+            }
+        }
+    }
+
+    /// The feed is current as of now.
+    fn heard(&self) {
+        self.heard_ms
+            .fetch_max(crate::clock::now_ms(), Ordering::Relaxed);
+    }
+
+    /// Resolves at the next change of state (create it before reading the
+    /// state, so a change in between is not missed).
+    pub(crate) fn changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.changed.notified()
     }
 
     /// Unix milliseconds since which the feed is in its state.
@@ -108,9 +140,13 @@ impl FeedStatus {
 
     fn set(&self, state: FeedState) {
         let previous = FeedState::from_u8(self.state.swap(state.as_u8(), Ordering::AcqRel));
+        if state == FeedState::Live {
+            self.heard();
+        }
         if previous != state {
             self.since_ms
                 .store(crate::clock::now_ms(), Ordering::Relaxed);
+            self.changed.notify_waiters();
             metrics::gauge!("tollgate_client_feed_live").set(if state == FeedState::Live {
                 1.0
             } else {
@@ -229,11 +265,20 @@ impl Follower {
         loop {
             let chunk = match tokio::time::timeout(self.config.idle_timeout, response.chunk()).await
             {
+                // Silence: current only up to the last byte.
                 Err(_) => return Failure::Unreachable("the stream went silent"),
-                Ok(Err(err)) => return send_failure(&err),
-                Ok(Ok(None)) => return Failure::Unreachable("the stream ended"),
+                // An open stream was current until it broke, now.
+                Ok(Err(err)) => {
+                    self.status.heard();
+                    return send_failure(&err);
+                }
+                Ok(Ok(None)) => {
+                    self.status.heard();
+                    return Failure::Unreachable("the stream ended");
+                }
                 Ok(Ok(Some(chunk))) => chunk,
             };
+            self.status.heard();
             self.revocations.sweep_if_due(crate::clock::now());
             let events = match parser.push(&chunk) {
                 Ok(events) => events,
@@ -262,6 +307,8 @@ impl Follower {
                 self.apply(event);
             }
             if !page.has_more {
+                // Everything revoked before this read is known.
+                self.status.heard();
                 return Ok(());
             }
             if self.revocations.cursor() <= cursor {
@@ -273,5 +320,30 @@ impl Follower {
     fn apply(&self, event: &RevocationEvent) {
         self.revocations.apply(event, crate::clock::now());
         metrics::counter!("tollgate_client_revocations_applied_total").increment(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staleness_counts_from_when_the_feed_was_last_current() {
+        let status = FeedStatus::new(FeedState::Connecting);
+        let now = crate::clock::now_ms();
+        // Never current: everything may be missing.
+        assert_eq!(status.staleness_ms(now), Some(now));
+        status.set(FeedState::Live);
+        assert_eq!(status.staleness_ms(now + 60_000), None);
+        let heard = status.heard_ms.load(Ordering::Relaxed);
+        status.set(FeedState::Down);
+        assert_eq!(status.staleness_ms(heard + 500), Some(500));
+        // Reconnection attempts do not make it fresher; a page read does.
+        status.set(FeedState::Connecting);
+        assert_eq!(status.staleness_ms(heard + 700), Some(700));
+        std::thread::sleep(Duration::from_millis(5));
+        status.heard();
+        assert!(status.staleness_ms(heard + 700).unwrap() < 700);
+        assert_eq!(FeedStatus::new(FeedState::Disabled).staleness_ms(now), None);
     }
 }

@@ -117,7 +117,8 @@ impl RevocationSet {
 
     /// Tells every holder of live tokens to recheck all of them
     /// ([`Revoked::All`]), although nothing was written: for what may
-    /// change any token's fate at once (a key withdrawn, say).
+    /// change any token's fate at once (a key withdrawn, say; the
+    /// authenticator's revocations becoming too stale to trust).
     pub fn recheck_all(&self) {
         self.write_then_notify(|_| Revoked::All);
     }

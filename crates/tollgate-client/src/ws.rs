@@ -127,6 +127,11 @@ pub mod close {
     /// The token, its session or its user was revoked (reason
     /// `token_revoked`).
     pub const TOKEN_REVOKED: u16 = 4403;
+    /// The revocation feed has been down beyond the maximum staleness, so
+    /// the token can no longer be vouched for (reason
+    /// `token_service_unavailable`): 1013, "try again later" (RFC 6455
+    /// §7.4.2 registry); a reconnection is judged afresh.
+    pub const TRY_AGAIN_LATER: u16 = 1013;
 }
 
 /// How many messages may wait between the supervisor and the handler in
@@ -972,11 +977,13 @@ impl Timers {
     }
 }
 
-/// The close for a token that no longer passes: revoked → 4403, anything
-/// else (expired, in practice) → 4401.
+/// The close for a token that no longer passes: revoked → 4403, too stale
+/// to vouch for → 1013, anything else (expired, in practice) → 4401.
 fn close_for(err: &AuthError) -> u16 {
     if is_revoked(err) {
         close::TOKEN_REVOKED
+    } else if matches!(err, AuthError::Unavailable(_)) {
+        close::TRY_AGAIN_LATER
     } else {
         close::TOKEN_EXPIRED
     }
@@ -994,6 +1001,8 @@ fn reason_for_code(code: u16) -> &'static str {
 fn reason_for(err: &AuthError) -> &'static str {
     if is_revoked(err) {
         "token_revoked"
+    } else if matches!(err, AuthError::Unavailable(_)) {
+        "token_service_unavailable"
     } else {
         "token_expired"
     }

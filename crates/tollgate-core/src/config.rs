@@ -162,6 +162,12 @@ pub struct Config {
     /// `TOLLGATE_FEED_DOWN_POLICY` (`introspect`/`local`), SDK only;
     /// default `introspect`.
     pub feed_down_policy: FeedDownPolicy,
+    /// `TOLLGATE_FEED_MAX_STALENESS`, seconds, SDK only: how long after the
+    /// feed was last current the SDK still trusts its revocations (under
+    /// either policy); beyond it every token needs the token service's
+    /// confirmation, and none is accepted when it cannot be asked; default
+    /// 30.
+    pub feed_max_staleness: u64,
     /// `TOLLGATE_ALLOW_QUERY_TOKEN`: accept a WebSocket token in the query
     /// string. Development-only switch; default off.
     pub allow_query_token: bool,
@@ -198,6 +204,7 @@ impl Config {
             bootstrap_admin_email: None,
             bootstrap_admin_password: None,
             feed_down_policy: FeedDownPolicy::Introspect,
+            feed_max_staleness: 30,
             allow_query_token: false,
             keep_alive_timeout: 75,
         }

@@ -620,6 +620,7 @@ impl Resolver {
             bootstrap_admin_email: owned(Setting::BootstrapAdminEmail),
             bootstrap_admin_password: self.secret(Setting::BootstrapAdminPassword).cloned(),
             feed_down_policy,
+            feed_max_staleness: self.seconds(Setting::FeedMaxStaleness)?,
             allow_query_token: self.switch(Setting::AllowQueryToken)?,
             keep_alive_timeout: self.seconds(Setting::KeepAliveTimeout)?,
         })

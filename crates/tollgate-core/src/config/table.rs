@@ -56,6 +56,8 @@ pub enum Setting {
     BootstrapAdminPassword,
     /// `TOLLGATE_FEED_DOWN_POLICY`.
     FeedDownPolicy,
+    /// `TOLLGATE_FEED_MAX_STALENESS`.
+    FeedMaxStaleness,
     /// `TOLLGATE_ALLOW_QUERY_TOKEN`.
     AllowQueryToken,
     /// `TOLLGATE_KEEP_ALIVE_TIMEOUT`.
@@ -587,6 +589,18 @@ static SETTINGS: &[SettingSpec] = &[
         development_only: false,
         description: "What the SDK does while the revocation feed is down: introspect every token (exact) or keep validating locally (available).",
         defaults: everywhere("introspect"),
+    },
+    SettingSpec {
+        setting: Setting::FeedMaxStaleness,
+        env: "TOLLGATE_FEED_MAX_STALENESS",
+        key: "feed_max_staleness",
+        flag: Some("feed-max-staleness"),
+        aliases: &[],
+        kind: Kind::Duration,
+        secret: false,
+        development_only: false,
+        description: "How long the SDK trusts what it knows of revocations once the feed is down, whatever the feed-down policy: beyond it every token must be confirmed by introspection, and when the token service cannot answer the SDK refuses (503 token_service_unavailable; WebSockets close with 1013).",
+        defaults: everywhere("30"),
     },
     SettingSpec {
         setting: Setting::AllowQueryToken,

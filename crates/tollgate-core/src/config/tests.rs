@@ -490,6 +490,29 @@ fn keep_alive_timeout_defaults_to_75_s_and_warns_below_60() {
     );
 }
 
+/// Issue 16, item 3: the SDK trusts a down feed's revocations for 30 s
+/// unless set.
+#[test]
+fn feed_max_staleness_defaults_to_30_s() {
+    check_value(
+        "",
+        Setting::FeedMaxStaleness,
+        expect!["30 <- default (development)"],
+    );
+    check_value(
+        "TOLLGATE_FEED_MAX_STALENESS=2m",
+        Setting::FeedMaxStaleness,
+        expect!["120 (2m) <- env TOLLGATE_FEED_MAX_STALENESS"],
+    );
+    let config = ConfigBuilder::new(Component::Sdk)
+        .env([("TOLLGATE_FEED_MAX_STALENESS", "45s")])
+        .build()
+        .into_config()
+        .unwrap()
+        .0;
+    assert_eq!(config.feed_max_staleness, 45);
+}
+
 #[test]
 fn unknown_variables_warn_with_a_suggestion() {
     check(

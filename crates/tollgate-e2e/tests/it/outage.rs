@@ -2,9 +2,11 @@
 //! per the feed-down policy, unknown ones fail closed, the breaker opens,
 //! and everything heals.
 
+use std::time::Duration;
+
 use tollgate_client::{BreakerState, FeedDownPolicy, FeedState};
 
-use crate::support::{Backend, TokenService, eventually};
+use crate::support::{Backend, TokenService, eventually, until_status};
 
 #[tokio::test]
 async fn introspect_policy_keeps_cached_tokens_fails_closed_on_new_ones_and_heals() {
@@ -150,4 +152,64 @@ async fn a_backend_started_before_the_token_service_waits_for_it() {
     let auth = building.await.unwrap().unwrap();
     let (_, token) = service.user("quinn@example.com").await;
     auth.authenticate_user(&token).await.unwrap();
+}
+
+/// Issue 16 item 3: a partition longer than the maximum staleness. The
+/// token service (feed and introspection alike) is unreachable, and a token
+/// is revoked meanwhile: once the SDK's revocations are older than the
+/// bound, the cached token is refused with 503 (nothing can vouch for it)
+/// and its WebSocket closes with 1013 ("try again later", never 1011).
+/// Before the fix both kept working for the whole partition. When the
+/// token service is back, the revocation arrives with the feed.
+#[tokio::test]
+async fn issue_16_beyond_the_maximum_staleness_cached_tokens_fail_closed_and_sockets_close() {
+    for policy in [FeedDownPolicy::Introspect, FeedDownPolicy::Local] {
+        let service = TokenService::start().await;
+        let auth = service
+            .authenticator()
+            .feed_down_policy(policy)
+            .feed_max_staleness(Duration::from_secs(1))
+            .build()
+            .await
+            .unwrap();
+        let backend = Backend::start(&service, auth.clone()).await;
+        backend.feed_live().await;
+        let (_, token) = service
+            .user(&format!("partition-{policy:?}@example.com"))
+            .await;
+        assert_eq!(backend.get("/api/usage", &token).await.status, 200);
+        let mut socket = crate::websocket::connect(&backend, &token).await;
+        let sessions_before = auth.feed_sessions();
+
+        service.proxy.cut();
+        let out = service
+            .send(reqwest::Method::POST, "/v1/auth/logout", &token, None)
+            .await;
+        assert_eq!(out.status, 204, "{out:?}");
+
+        let refused = until_status(&backend, "/api/usage", &token, 503).await;
+        assert_eq!(refused.code(), "token_service_unavailable", "{policy:?}");
+        assert!(auth.health().revocations_stale);
+        assert_eq!(
+            crate::websocket::closed(&mut socket).await,
+            (1013, "token_service_unavailable".to_owned()),
+            "{policy:?}"
+        );
+
+        service.proxy.restore();
+        eventually("the feed resumes", || async {
+            auth.feed_sessions() > sessions_before
+        })
+        .await;
+        let revoked = until_status(&backend, "/api/usage", &token, 401).await;
+        assert_eq!(revoked.code(), "revoked", "{policy:?}");
+        assert!(!auth.health().revocations_stale);
+        let fresh = service
+            .login(
+                &format!("partition-{policy:?}@example.com"),
+                crate::support::PASSWORD,
+            )
+            .await;
+        assert_eq!(backend.get("/api/usage", &fresh).await.status, 200);
+    }
 }

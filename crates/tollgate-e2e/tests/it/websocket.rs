@@ -62,7 +62,7 @@ pub async fn ask(socket: &mut Socket, message: Value) -> Value {
 }
 
 /// The close frame's code and reason.
-async fn closed(socket: &mut Socket) -> (u16, String) {
+pub async fn closed(socket: &mut Socket) -> (u16, String) {
     loop {
         match tokio::time::timeout(PATIENCE, socket.next())
             .await
