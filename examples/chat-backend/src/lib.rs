@@ -17,9 +17,11 @@
 //! sees a key or a secret. The state ([`AppState`]) is shared by the REST
 //! routes and the WebSocket: tool permissions, rates and counts are one
 //! [`ToolGate`]. [`serve`] runs the router with a graceful shutdown that
-//! closes every WebSocket with 1001 first.
+//! closes every WebSocket with 1001 first. [`logging`] sets up the binary's
+//! logs.
 
 mod error;
+pub mod logging;
 mod peer;
 mod rest;
 mod tools;

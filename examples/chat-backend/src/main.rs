@@ -5,6 +5,7 @@
 //! of the platform: `TOLLGATE_ISSUER`, `TOLLGATE_AUDIENCE`,
 //! `TOLLGATE_CLIENT_ID`/`TOLLGATE_CLIENT_SECRET` (aliases
 //! `SERVICE_ID`/`SERVICE_SECRET`), `TOLLGATE_FEED_DOWN_POLICY`,
+//! `TOLLGATE_FEED_MAX_STALENESS`,
 //! `TOLLGATE_PLANS_FILE`, `TOLLGATE_ENV`, and `TOLLGATE_REDIS_URL` (with
 //! `TOLLGATE_REDIS_PREFIX`): when set, tool rates, usage counts and each
 //! user's WebSocket connection count are shared by every instance through
@@ -42,19 +43,9 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // tungstenite's `trace` prints every WebSocket message, and an
-    // `auth.refresh` carries a token: never above `debug`, whatever
-    // RUST_LOG says.
-    let filter = match "tungstenite=debug".parse() {
-        Ok(directive) => filter.add_directive(directive),
-        Err(_) => filter,
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    // RUST_LOG decides (tungstenite's `trace`, which prints messages and
+    // so tokens, is always dropped); colour only on a terminal.
+    chat_backend::logging::init();
     match run(Args::parse()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
