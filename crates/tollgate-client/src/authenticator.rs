@@ -22,10 +22,11 @@
 //! token, cached or new, must have been confirmed by the token service
 //! within the last second, and when it cannot be asked the token is
 //! refused with `Unavailable` (503 `token_service_unavailable`). Live
-//! WebSocket connections are woken then (and every maximum staleness while
-//! it lasts), and [`Authenticator::recheck`] answers `Unavailable`, which
-//! closes them with a "try again later" code: a reconnection is judged
-//! afresh.
+//! WebSocket connections are woken then (and every half maximum staleness
+//! while it lasts), and [`Authenticator::recheck`] answers `Unavailable`
+//! for a principal the token service has not confirmed within the maximum
+//! staleness, which closes them with a "try again later" code: a
+//! reconnection is judged afresh (by introspection).
 //!
 //! Every judgement is made by `tollgate_core::Validator`; this module only
 //! decides which of its entry points to call, with which keys and
@@ -518,7 +519,7 @@ fn millis(duration: Duration) -> u64 {
 }
 
 /// Wakes every holder of a token (live WebSocket connections) when the
-/// revocations become too stale to trust, and again every maximum
+/// revocations become too stale to trust, and again every half maximum
 /// staleness while they stay so, so that each rechecks (and is closed,
 /// see [`Authenticator::recheck`]) instead of trusting a token that may
 /// have been revoked meanwhile. Sleeps on the feed's state otherwise.
@@ -530,9 +531,11 @@ async fn wake_when_stale(feed: Arc<FeedStatus>, revocations: Arc<RevocationSet>,
         changed.as_mut().enable();
         let wait = match feed.staleness_ms(clock::now_ms()) {
             None => None,
+            // Every half bound while it lasts, so no holder confirmed by
+            // the token service outlives its confirmation by more than half.
             Some(staleness) if staleness > max_ms => {
                 revocations.recheck_all();
-                Some(max_ms)
+                Some(max_ms.div_ceil(2))
             }
             // Just past the bound.
             Some(staleness) => Some(max_ms - staleness + 1),
@@ -710,11 +713,12 @@ impl Authenticator {
     /// [`Authenticator::revocation_changes`].
     ///
     /// When the revocations are beyond the maximum staleness (the feed has
-    /// been down too long), the answer is [`AuthError::Unavailable`]: the
-    /// token may have been revoked meanwhile and nothing in memory can say;
-    /// the holder should make the client come back later (a WebSocket
-    /// closes with 1013, "try again later"), when the token is judged
-    /// afresh.
+    /// been down too long) and the token service has not confirmed this
+    /// principal's token within that time either (when it was judged), the
+    /// answer is [`AuthError::Unavailable`]: the token may have been
+    /// revoked meanwhile and nothing in memory can say; the holder should
+    /// make the client come back later (a WebSocket closes with 1013, "try
+    /// again later"), when the token is judged afresh.
     pub fn recheck(&self, principal: &Principal, expect: Expect) -> Result<(), AuthError> {
         {
             let state = self.inner.keys.load();
@@ -724,7 +728,11 @@ impl Authenticator {
                 .recheck(principal.claims(), expect, clock::now(), &*revocations)
                 .map_err(AuthError::Token)?;
         }
-        if self.freshness() == Freshness::Stale {
+        let confirmed = principal.confirmed_ms();
+        if self.freshness() == Freshness::Stale
+            && (confirmed == 0
+                || clock::now_ms().saturating_sub(confirmed) > self.inner.max_staleness_ms)
+        {
             return Err(AuthError::Unavailable(STALE));
         }
         Ok(())
@@ -813,17 +821,18 @@ impl Authenticator {
             }
             return Err(AuthError::Token(err));
         }
+        let cached = || entry.principal.clone().confirmed_at(entry.confirmed_ms());
         if self.local_is_current() {
-            return Ok(entry.principal.clone());
+            return Ok(cached());
         }
         let now_ms = clock::now_ms();
         if now_ms.saturating_sub(entry.confirmed_ms()) < self.inner.confirm_for_ms {
-            return Ok(entry.principal.clone());
+            return Ok(cached());
         }
         match self.introspect(token, expect, now).await {
             Ok(_) => {
                 entry.confirm(now_ms);
-                Ok(entry.principal.clone())
+                Ok(cached())
             }
             // The token service cannot be asked: the cached judgement
             // stands, as long as the revocations are not too stale for it.
@@ -831,7 +840,7 @@ impl Authenticator {
                 if self.freshness() == Freshness::Stale {
                     return Err(AuthError::Unavailable(STALE));
                 }
-                Ok(entry.principal.clone())
+                Ok(cached())
             }
             Err(err) => {
                 self.inner.cache.remove(token);
@@ -852,13 +861,14 @@ impl Authenticator {
         };
         if self.inner.mode == Mode::Introspection || !looks_like_jws(token) {
             let principal = self.introspect(token, expect, now).await?;
+            let confirmed_ms = clock::now_ms();
             self.inner.cache.insert(
                 token,
-                Cached::new(principal.clone(), clock::now_ms(), generation),
+                Cached::new(principal.clone(), confirmed_ms, generation),
                 now,
                 leeway,
             );
-            return Ok(principal);
+            return Ok(principal.confirmed_at(confirmed_ms));
         }
         let principal = Principal::new(self.validate_locally(token, expect, now).await?);
         let confirmed_ms = if self.local_is_current() {
@@ -875,7 +885,7 @@ impl Authenticator {
             now,
             leeway,
         );
-        Ok(principal)
+        Ok(principal.confirmed_at(confirmed_ms))
     }
 
     async fn validate_locally(
@@ -1020,4 +1030,69 @@ impl Authenticator {
 /// tokens are opaque and can only be introspected.
 fn looks_like_jws(token: &str) -> bool {
     token.bytes().filter(|b| *b == b'.').count() == 2
+}
+
+#[cfg(test)]
+mod tests {
+    use tollgate_core::claims::{Minter, UserGrant};
+    use tollgate_core::keys::ManagedKey;
+
+    use super::*;
+
+    /// An authenticator whose feed has never been current (beyond any
+    /// maximum staleness), and a token it accepted.
+    fn stale() -> (Authenticator, Principal) {
+        let key = ManagedKey::generate(Algorithm::EdDSA, clock::now()).unwrap();
+        let minter = Minter::new(
+            "https://issuer.test",
+            vec!["api".into()],
+            key.signing_key().unwrap(),
+        )
+        .unwrap();
+        let policy = ValidationPolicy::new("https://issuer.test", vec!["api".into()]).unwrap();
+        let keys = VerifyingKeys::new([key.verifying_key().unwrap()]);
+        let grant = UserGrant {
+            sub: "u1".into(),
+            sid: "s1".into(),
+            email: "u1@example.test".into(),
+            roles: Vec::new(),
+            plan: "free".into(),
+            permissions: Vec::new(),
+            client_id: "tollgate".into(),
+            scope: String::new(),
+        };
+        let (_, claims) = minter.user(grant, clock::now(), 900).unwrap();
+        let mut auth = Authenticator::offline(policy, keys, Arc::new(RevocationSet::new()), "svc");
+        let inner = Arc::get_mut(&mut auth.inner).unwrap();
+        inner.feed = Arc::new(FeedStatus::new(FeedState::Down));
+        inner.max_staleness_ms = 30_000;
+        (auth, Principal::new(claims))
+    }
+
+    #[test]
+    fn beyond_the_maximum_staleness_recheck_trusts_only_a_recent_confirmation_issue_16() {
+        let (auth, principal) = stale();
+        assert!(auth.health().revocations_stale);
+        // Judged locally (never confirmed): nothing can vouch for it now.
+        assert_eq!(
+            auth.recheck(&principal, Expect::Access),
+            Err(AuthError::Unavailable(STALE))
+        );
+        // Confirmed by the token service just now (a reconnection's
+        // handshake): good for another maximum staleness.
+        let now_ms = clock::now_ms();
+        let confirmed = principal.clone().confirmed_at(now_ms);
+        assert_eq!(auth.recheck(&confirmed, Expect::Access), Ok(()));
+        let long_ago = principal.clone().confirmed_at(now_ms - 31_000);
+        assert_eq!(
+            auth.recheck(&long_ago, Expect::Access),
+            Err(AuthError::Unavailable(STALE))
+        );
+        // A revocation known in memory is still a revocation.
+        auth.revocations().revoke_session("s1", clock::now() + 900);
+        assert_eq!(
+            auth.recheck(&confirmed, Expect::Access),
+            Err(AuthError::Token(CoreError::Revoked))
+        );
+    }
 }

@@ -15,11 +15,24 @@ use tollgate_core::{Claims, Expect, TokenType, UnixTime};
 
 use crate::AuthError;
 
-/// The caller behind a validated token. Cheap to clone.
-#[derive(Clone, PartialEq, Eq)]
+/// The caller behind a validated token. Cheap to clone. Two principals
+/// are equal when their claims are.
+#[derive(Clone)]
 pub struct Principal {
     claims: Arc<Claims>,
+    /// Unix milliseconds of the last time the token service confirmed the
+    /// token (introspection) when it was judged, or 0: what
+    /// `Authenticator::recheck` trusts once the feed is too stale.
+    confirmed_ms: u64,
 }
+
+impl PartialEq for Principal {
+    fn eq(&self, other: &Principal) -> bool {
+        self.claims == other.claims
+    }
+}
+
+impl Eq for Principal {}
 
 impl fmt::Debug for Principal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -35,7 +48,20 @@ impl Principal {
     pub(crate) fn new(claims: Claims) -> Principal {
         Principal {
             claims: Arc::new(claims),
+            confirmed_ms: 0,
         }
+    }
+
+    /// The same principal, as confirmed by the token service at `at_ms`.
+    pub(crate) fn confirmed_at(mut self, at_ms: u64) -> Principal {
+        self.confirmed_ms = at_ms;
+        self
+    }
+
+    /// When the token service last confirmed the token (Unix ms, 0: not
+    /// while it was judged).
+    pub(crate) fn confirmed_ms(&self) -> u64 {
+        self.confirmed_ms
     }
 
     /// Every claim of the token.
