@@ -78,13 +78,12 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use futures::stream::{SplitSink, SplitStream};
-use futures::{SinkExt, StreamExt};
+use futures::{Sink, SinkExt, Stream, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -93,7 +92,9 @@ use tollgate_core::plans::{DEFAULT_PLAN, Plans};
 use crate::limits::Bucket;
 use crate::{AuthError, Authenticator, Principal, Requirements, bearer_token, clock};
 
+mod hosted;
 mod registry;
+pub use hosted::{Admission, Frame, FromClient, Gone, Handle, Incoming, ToClient};
 use registry::{Live, Registry};
 
 #[cfg(feature = "redis")]
@@ -437,6 +438,36 @@ impl WsAuthBuilder {
         self
     }
 
+    /// The origin rule of a service's setting (chat-backend's
+    /// `CHAT_BACKEND_ALLOWED_ORIGINS`, CONTRACT §6): these origins (blank
+    /// entries ignored); `*` for any origin, which only development may
+    /// ask for; and no list at all in development means any origin. Outside
+    /// development, `*` is an `invalid_config` error.
+    pub fn allowed_origins(
+        mut self,
+        origins: &[&str],
+        development: bool,
+    ) -> Result<Self, AuthError> {
+        let origins: Vec<&str> = origins
+            .iter()
+            .map(|o| o.trim())
+            .filter(|o| !o.is_empty())
+            .collect();
+        if origins.contains(&"*") || (origins.is_empty() && development) {
+            if !development {
+                return Err(AuthError::Config(
+                    "`*` (any origin) is for development only: list the origins allowed to open WebSockets".into(),
+                ));
+            }
+            tracing::warn!("WebSockets accept any browser origin (development)");
+            self = self.dangerous_allow_any_origin();
+        }
+        for origin in origins.iter().filter(|o| **o != "*") {
+            self = self.allow_origin(origin);
+        }
+        Ok(self)
+    }
+
     /// Also accepts the token as the query parameter `name`
     /// (`/ws?access_token=…`). Default: off, as URLs end up in logs and
     /// browser history; prefer the `jwt.<t>` protocol entry.
@@ -589,23 +620,31 @@ impl AuthenticatedUpgrade {
         } = self;
         drop(principal);
         upgrade.on_upgrade(move |socket| async move {
-            let (incoming_tx, incoming) = mpsc::channel(QUEUE);
-            let (outgoing, outgoing_rx) = mpsc::channel(QUEUE);
-            let connection = Connection {
-                incoming,
-                outgoing,
-                live: slot.live.clone(),
-            };
-            let supervisor = Supervisor {
-                outgoing: outgoing_rx,
-                slot,
-                refreshes: Bucket::full(MAX_REFRESHES_PER_MINUTE, Instant::now()),
-            };
+            let (connection, supervisor, incoming) = supervised(slot);
             // One task for both: a panic or an abort ends them together
             // and drops the slot.
-            tokio::join!(supervisor.run(socket, incoming_tx), handler(connection));
+            let (sink, stream) = socket.split();
+            tokio::join!(supervisor.run(sink, stream, incoming), handler(connection));
         })
     }
+}
+
+/// A new connection's two sides: the handler's [`Connection`], and the
+/// [`Supervisor`] with the sender of the handler's incoming messages.
+fn supervised(slot: Slot) -> (Connection, Supervisor, mpsc::Sender<Value>) {
+    let (incoming_tx, incoming) = mpsc::channel(QUEUE);
+    let (outgoing, outgoing_rx) = mpsc::channel(QUEUE);
+    let connection = Connection {
+        incoming,
+        outgoing,
+        live: slot.live.clone(),
+    };
+    let supervisor = Supervisor {
+        outgoing: outgoing_rx,
+        slot,
+        refreshes: Bucket::full(MAX_REFRESHES_PER_MINUTE, Instant::now()),
+    };
+    (connection, supervisor, incoming_tx)
 }
 
 /// The handler's side of a live connection: JSON messages in and out (the
@@ -666,8 +705,8 @@ enum Written {
 /// Sends what is queued to the socket, each message within `timeout`.
 /// Runs beside the supervisor, so a client that does not read holds back
 /// only this.
-async fn write(
-    mut sink: SplitSink<WebSocket, Message>,
+async fn write<W: Sink<Message> + Unpin>(
+    mut sink: W,
     mut queue: mpsc::Receiver<Message>,
     timeout: Duration,
 ) -> Written {
@@ -709,8 +748,11 @@ impl Supervisor {
     /// handler's `recv` returns `None` without waiting for the close
     /// handshake. Whatever happens, this returns within [`CLOSE_GRACE`] of
     /// the end of supervision, and the socket is dropped with it.
-    async fn run(mut self, socket: WebSocket, incoming: mpsc::Sender<Value>) {
-        let (sink, mut stream) = socket.split();
+    async fn run<W, R>(mut self, sink: W, mut stream: R, incoming: mpsc::Sender<Value>)
+    where
+        W: Sink<Message> + Unpin,
+        R: Stream<Item = Result<Message, axum::Error>> + Unpin,
+    {
         let (to_writer, queue) = mpsc::channel(WRITE_QUEUE);
         let timeout = self.slot.ws.inner.send_timeout;
         let mut writer = std::pin::pin!(write(sink, queue, timeout));
@@ -754,12 +796,15 @@ impl Supervisor {
         .await;
     }
 
-    async fn supervise(
+    async fn supervise<R>(
         &mut self,
-        stream: &mut SplitStream<WebSocket>,
+        stream: &mut R,
         to_writer: &mpsc::Sender<Message>,
         incoming: mpsc::Sender<Value>,
-    ) -> End {
+    ) -> End
+    where
+        R: Stream<Item = Result<Message, axum::Error>> + Unpin,
+    {
         let ws = self.slot.ws.clone();
         let live = self.slot.live.clone();
         let authenticator = ws.inner.authenticator.clone();

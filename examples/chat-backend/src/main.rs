@@ -113,30 +113,22 @@ async fn run(args: Args) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-/// The origin rule of CONTRACT §6: any origin only in development.
+/// The origin rule of CONTRACT §6 (any origin only in development): the
+/// SDK's [`tollgate_client::ws::WsAuthBuilder::allowed_origins`].
 fn websocket_rules(
-    mut builder: tollgate_client::ws::WsAuthBuilder,
+    builder: tollgate_client::ws::WsAuthBuilder,
     origins: Option<&[String]>,
     is_development: bool,
 ) -> Result<WsAuth, String> {
     let origins: Vec<&str> = origins
         .unwrap_or_default()
         .iter()
-        .map(|o| o.trim())
-        .filter(|o| !o.is_empty())
+        .map(String::as_str)
         .collect();
-    let any = origins.contains(&"*") || (origins.is_empty() && is_development);
-    if any {
-        if !is_development {
-            return Err("CHAT_BACKEND_ALLOWED_ORIGINS=* is for development only: list the origins allowed to open WebSockets".into());
-        }
-        tracing::warn!("WebSockets accept any browser origin (development)");
-        builder = builder.dangerous_allow_any_origin();
-    }
-    for origin in origins.iter().filter(|o| **o != "*") {
-        builder = builder.allow_origin(origin);
-    }
-    Ok(builder.build())
+    builder
+        .allowed_origins(&origins, is_development)
+        .map(tollgate_client::ws::WsAuthBuilder::build)
+        .map_err(|err| format!("CHAT_BACKEND_ALLOWED_ORIGINS: {err}"))
 }
 
 async fn shutdown() {
