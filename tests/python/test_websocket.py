@@ -1,256 +1,316 @@
-"""WebSocket interoperability (CONTRACT §6): Python's `websockets`, an
-independent RFC 6455 client, against the real binaries — `tollgate serve`
-(embedded SQLite in a temporary directory) and `chat-backend` following its
-revocation feed.
-
-scripts/python-tests builds both and exports TOLLGATE_BIN and
-CHAT_BACKEND_BIN.
+"""WebSocket behaviour (CONTRACT §6), one suite for both example services:
+the Rust `chat-backend` and its Python twin `fastapi-backend` (the
+`tollgate` package under uvicorn), so they cannot drift. The client is
+Python's `websockets`, an independent RFC 6455 implementation; the token
+service is the real `tollgate serve` (see stack.py).
 """
 
 import asyncio
 import json
-import os
 import signal
-import socket
-import subprocess
 import time
-import urllib.error
-import urllib.request
-from pathlib import Path
 
 import pytest
 import websockets
 
-_REPO = Path(__file__).resolve().parents[2]
-PASSWORD = "a long enough password for python"
-ADMIN = ("admin@example.com", "a long admin password for python")
-# Generous bounds that keep a broken build from hanging; no speed is
-# asserted here.
-PATIENCE = 15
-
-
-def binary(variable, name):
-    path = os.environ.get(variable) or str(_REPO / "target" / "debug" / name)
-    if not Path(path).is_file():
-        raise RuntimeError(f"{name} is not built at {path}: run scripts/python-tests")
-    return path
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def http(method, url, body=None, token=None):
-    """(status, JSON body or None)."""
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method)
-    if data is not None:
-        request.add_header("content-type", "application/json")
-    if token:
-        request.add_header("authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=PATIENCE) as response:
-            text = response.read()
-            return response.status, json.loads(text) if text else None
-    except urllib.error.HTTPError as err:
-        text = err.read()
-        return err.code, json.loads(text) if text else None
-
-
-def wait_until_healthy(url, process, log):
-    deadline = time.monotonic() + PATIENCE * 2
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url} exited: {log.read_text()}")
-        try:
-            if http("GET", url)[0] == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} never became healthy: {log.read_text()}")
-
-
-class Stack:
-    """A token service and a way to start chat-backends trusting it."""
-
-    def __init__(self, workdir):
-        self.workdir = workdir
-        self.processes = []
-        port = free_port()
-        self.issuer = f"http://127.0.0.1:{port}"
-        self.env = {
-            **os.environ,
-            "TOLLGATE_ENV": "development",
-            "TOLLGATE_BIND": f"127.0.0.1:{port}",
-            "TOLLGATE_ISSUER": self.issuer,
-            "TOLLGATE_BOOTSTRAP_ADMIN_EMAIL": ADMIN[0],
-            "TOLLGATE_BOOTSTRAP_ADMIN_PASSWORD": ADMIN[1],
-            "RUST_LOG": "info",
-        }
-        added = subprocess.run(
-            [binary("TOLLGATE_BIN", "tollgate"), "client", "add", "chat-backend",
-             "--scope", "introspect", "--json"],
-            cwd=workdir, env=self.env, capture_output=True, text=True, check=True,
-        )
-        self.client_secret = json.loads(added.stdout)["client_secret"]
-        self.start(binary("TOLLGATE_BIN", "tollgate"), ["serve"], self.env,
-                   f"{self.issuer}/healthz", "tollgate")
-
-    def start(self, program, args, env, health, name):
-        log = self.workdir / f"{name}-{len(self.processes)}.log"
-        process = subprocess.Popen(
-            [program, *args], cwd=self.workdir, env=env,
-            stdout=subprocess.DEVNULL, stderr=log.open("w"),
-        )
-        self.processes.append(process)
-        wait_until_healthy(health, process, log)
-        return process
-
-    def backend(self, **extra_env):
-        """Starts a chat-backend; (its process, its ws:// URL)."""
-        port = free_port()
-        env = {
-            **self.env,
-            **extra_env,
-            "CHAT_BACKEND_BIND": f"127.0.0.1:{port}",
-            "TOLLGATE_CLIENT_ID": "chat-backend",
-            "TOLLGATE_CLIENT_SECRET": self.client_secret,
-        }
-        # /healthz is 200 once the revocation feed is live.
-        process = self.start(binary("CHAT_BACKEND_BIN", "chat-backend"), [], env,
-                             f"http://127.0.0.1:{port}/healthz", "chat-backend")
-        return process, f"ws://127.0.0.1:{port}/ws"
-
-    def user(self, email):
-        """Registers and logs in: (user id, access token)."""
-        status, body = http("POST", f"{self.issuer}/v1/auth/register",
-                            {"email": email, "password": PASSWORD})
-        assert status == 201, body
-        return body["user_id"], self.login(email, PASSWORD)
-
-    def login(self, email, password):
-        status, body = http("POST", f"{self.issuer}/v1/auth/login",
-                            {"email": email, "password": password})
-        assert status == 200, body
-        return body["access_token"]
-
-    def stop(self):
-        for process in self.processes:
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(timeout=PATIENCE)
-            except subprocess.TimeoutExpired:
-                process.kill()
+from stack import BACKENDS, PATIENCE, ask, close_of, http, refusal, started
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    stack = Stack(tmp_path_factory.mktemp("tollgate"))
+    stack = started(tmp_path_factory)
     try:
         yield stack
     finally:
         stack.stop()
 
 
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(request, stack):
+    return stack.backend(request.param)
+
+
 @pytest.fixture(scope="module")
-def backend(stack):
-    return stack.backend()[1]
+def short(tmp_path_factory):
+    """A token service issuing 4-second access tokens, and both backends
+    trusting it without leeway."""
+    stack = started(tmp_path_factory, TOLLGATE_ACCESS_TOKEN_TTL="4")
+    try:
+        stack.backends = {kind: stack.backend(kind, TOLLGATE_LEEWAY="0") for kind in BACKENDS}
+        yield stack
+    finally:
+        stack.stop()
 
 
-async def ask(ws, message):
-    await ws.send(json.dumps(message))
-    return json.loads(await asyncio.wait_for(ws.recv(), PATIENCE))
+def run(scenario):
+    asyncio.run(asyncio.wait_for(scenario(), PATIENCE * 4))
 
 
-async def close_of(ws):
-    """The close code and reason the server sent."""
-    with pytest.raises(websockets.ConnectionClosed) as closed:
-        while True:
-            await asyncio.wait_for(ws.recv(), PATIENCE)
-    return closed.value.rcvd.code, closed.value.rcvd.reason
+def bearer(token):
+    return {"additional_headers": {"Authorization": f"Bearer {token}"}}
 
 
-def test_a_jwt_subprotocol_connects_chats_and_logout_closes_with_4403(stack, backend):
-    _, token = stack.user("wsalice@example.com")
-
-    async def scenario():
-        async with websockets.connect(backend, subprotocols=[f"jwt.{token}"]) as ws:
-            # Only the token entry was offered, so it is echoed (the client
-            # checks the echo is one it offered).
-            assert ws.subprotocol == f"jwt.{token}"
-            assert await ask(ws, {"type": "chat", "text": "hello"}) == {
-                "type": "chat.reply", "text": "hello"}
-            result = await ask(ws, {"type": "tool.call", "id": 1, "tool": "search"})
-            assert (result["type"], result["id"]) == ("tool.result", 1), result
-            refused = await ask(ws, {"type": "tool.call", "id": 2, "tool": "data_export"})
-            assert (refused["type"], refused["id"], refused["code"]) == (
-                "error", 2, "permission_denied")
-
-            status, body = await asyncio.to_thread(
-                http, "POST", f"{stack.issuer}/v1/auth/logout", None, token)
-            assert status == 204, body
-            assert await close_of(ws) == (4403, "token_revoked")
-
-    asyncio.run(scenario())
-
-
-def test_an_application_protocol_is_selected_before_the_token_entry(stack, backend):
-    _, token = stack.user("wsbob@example.com")
+def test_every_carrier_connects_and_the_protocol_rule_is_the_same(stack, backend):
+    _, token = stack.user()
 
     async def scenario():
-        offered = ["chat.v1", f"jwt-auth.{token}"]
-        async with websockets.connect(backend, subprotocols=offered) as ws:
+        # Only the token entry offered: it is echoed (the client checks the
+        # echo is one it offered).
+        for prefix in ("jwt.", "jwt-auth."):
+            async with websockets.connect(backend.ws, subprotocols=[f"{prefix}{token}"]) as ws:
+                assert ws.subprotocol == f"{prefix}{token}"
+                assert await ask(ws, {"type": "chat", "text": "hello"}) == {
+                    "type": "chat.reply", "text": "hello"}
+        # An application protocol is selected before the token entry.
+        offered = ["chat.v1", f"jwt-auth.{token}", "chat.v2"]
+        async with websockets.connect(backend.ws, subprotocols=offered) as ws:
             assert ws.subprotocol == "chat.v1"
             assert (await ask(ws, {"type": "chat", "text": "hi"}))["type"] == "chat.reply"
+        async with websockets.connect(backend.ws, **bearer(token)) as ws:
+            assert ws.subprotocol is None
+            assert (await ask(ws, {"type": "chat", "text": "hi"}))["type"] == "chat.reply"
 
-    asyncio.run(scenario())
+    run(scenario)
+
+
+def test_logout_and_admin_revoke_close_live_connections_with_4403(stack, backend):
+    user_id, email = stack.register()
+
+    async def closed_by(revoke):
+        token = stack.login(email)["access_token"]
+        async with websockets.connect(backend.ws, subprotocols=[f"jwt.{token}"]) as ws:
+            assert (await ask(ws, {"type": "chat", "text": "x"}))["type"] == "chat.reply"
+            status = await asyncio.to_thread(revoke, token)
+            assert status == 204
+            revoked_at = time.monotonic()
+            code = await close_of(ws)
+            return code, time.monotonic() - revoked_at
+
+    def logout(token):
+        return http("POST", f"{stack.issuer}/v1/auth/logout", None, token)[0]
+
+    def admin_revoke(_token):
+        return http("POST", f"{stack.issuer}/v1/admin/users/{user_id}/revoke", None, stack.admin())[0]
+
+    async def scenario():
+        for revoke in (logout, admin_revoke):
+            code, latency = await closed_by(revoke)
+            assert code == (4403, "token_revoked"), revoke.__name__
+            # The promised second is measured by the benchmarks; this only
+            # records it.
+            print(f"{backend.kind} {revoke.__name__}: 4403 after {latency * 1000:.0f} ms")
+
+    run(scenario)
 
 
 def test_bad_tokens_and_foreign_origins_are_refused_before_any_upgrade(stack):
-    _, token = stack.user("wscarol@example.com")
-    _, backend = stack.backend(CHAT_BACKEND_ALLOWED_ORIGINS="https://chat.example.com")
+    _, token = stack.user()
+    _, revoked = stack.user()
+    assert http("POST", f"{stack.issuer}/v1/auth/logout", None, revoked)[0] == 204
+    service = stack.service_token()
 
-    async def refusal(**options):
-        with pytest.raises(websockets.InvalidStatus) as refused:
-            async with websockets.connect(backend, **options):
-                pass
-        response = refused.value.response
-        return response.status_code, json.loads(response.body), response.headers
-
-    async def scenario():
-        status, body, headers = await refusal(subprotocols=["jwt.a.b.c"])
+    async def scenario(backend):
+        # The revocation reaches the backend through its feed.
+        for _ in range(100):
+            try:
+                async with websockets.connect(backend.ws, subprotocols=[f"jwt.{revoked}"]):
+                    pass
+            except websockets.InvalidStatus:
+                break
+            await asyncio.sleep(0.05)
+        status, body, headers = await refusal(backend.ws, subprotocols=["jwt.a.b.c"])
         assert (status, body["error"]) == (401, "malformed")
         assert headers["WWW-Authenticate"].startswith('Bearer error="invalid_token"')
-        status, body, headers = await refusal()
+        status, body, headers = await refusal(backend.ws)
         assert (status, body["error"]) == (401, "missing_token")
         assert headers["WWW-Authenticate"] == "Bearer"
+        for options, expected in [
+            ({"subprotocols": [f"jwt.{revoked}"]}, (401, "revoked")),
+            ({"subprotocols": [f"jwt.{service}"]}, (401, "wrong_token_type")),
+            ({"subprotocols": ["jwt."]}, (400, "invalid_request")),
+            ({"subprotocols": [f"jwt.{token}", f"jwt-auth.{token}"]}, (400, "invalid_request")),
+            ({"subprotocols": [f"jwt.{token}"], **bearer(token)}, (400, "invalid_request")),
+        ]:
+            status, body, _ = await refusal(backend.ws, **options)
+            assert (status, body["error"]) == expected, (backend.kind, options.keys(), expected)
+            assert set(body) >= {"error", "error_description"}
 
         entry = [f"jwt.{token}"]
-        status, body, _ = await refusal(subprotocols=entry, origin="https://evil.example.com")
+        status, body, headers = await refusal(backend.ws, subprotocols=entry, origin="https://evil.example.com")
         assert (status, body["error"]) == (403, "origin_not_allowed")
-        for origin in ("https://chat.example.com", None):
-            async with websockets.connect(backend, subprotocols=entry, origin=origin) as ws:
+        assert "WWW-Authenticate" not in headers
+        for origin in ("https://chat.example.com", "https://Chat.example.com/", None):
+            async with websockets.connect(backend.ws, subprotocols=entry, origin=origin) as ws:
                 assert (await ask(ws, {"type": "chat", "text": "ok"}))["type"] == "chat.reply"
 
-    asyncio.run(scenario())
+    for kind in BACKENDS:
+        backend = stack.backend(kind, CHAT_BACKEND_ALLOWED_ORIGINS="https://chat.example.com")
+        run(lambda: scenario(backend))
+
+
+async def until_limited(ws, tool, most):
+    """Calls `tool` until `rate_limited`: (calls admitted, the refusal,
+    seconds taken)."""
+    started_at = time.monotonic()
+    for n in range(most):
+        answer = await ask(ws, {"type": "tool.call", "id": n, "tool": tool})
+        if answer["type"] == "error":
+            return n, answer, time.monotonic() - started_at
+        assert (answer["type"], answer["id"]) == ("tool.result", n), answer
+    pytest.fail(f"{most} calls of {tool} and never rate_limited")
+
+
+def test_tools_follow_the_plan_and_its_rate_shared_with_rest(stack, backend):
+    _, free = stack.user()
+    _, pro = stack.user_with_plan("pro")
+
+    async def scenario():
+        async with websockets.connect(backend.ws, **bearer(free)) as ws:
+            result = await ask(ws, {"type": "tool.call", "id": "a", "tool": "search", "input": "a b"})
+            assert (result["type"], result["id"], result["tool"]) == ("tool.result", "a", "search"), result
+            refused = await ask(ws, {"type": "tool.call", "id": 2, "tool": "code_interpreter"})
+            assert (refused["type"], refused["id"], refused["code"]) == ("error", 2, "permission_denied")
+            unknown = await ask(ws, {"type": "tool.call", "id": 3, "tool": "teleport"})
+            assert unknown["code"] == "unknown_tool"
+            # free: 60 calls a minute (a bucket refilling one a second),
+            # one already made.
+            admitted, limited, seconds = await until_limited(ws, "summarize", 200)
+            assert 59 <= admitted <= 59 + seconds + 1, (admitted, seconds)
+            assert limited["code"] == "rate_limited" and 0 < limited["retry_after_ms"] <= 1000
+            # The connection is kept; REST shares the bucket and the counts.
+            assert (await ask(ws, {"type": "chat", "text": "still here"}))["type"] == "chat.reply"
+        for _ in range(3):
+            status, body, headers = http("POST", f"{backend.url}/api/tools/summarize", None, free)
+            if status != 200:
+                break
+            admitted += 1
+        assert (status, body["error"]) == (429, "rate_limited")
+        assert int(headers["Retry-After"]) >= 1 and body["retry_after_ms"] > 0
+        status, body, _ = http("GET", f"{backend.url}/api/usage", None, free)
+        assert status == 200 and body["usage"] == {"search": 1, "summarize": admitted}, body
+
+        # pro: its tools, and twice the rate.
+        async with websockets.connect(backend.ws, **bearer(pro)) as ws:
+            admitted, limited, seconds = await until_limited(ws, "code_interpreter", 400)
+            assert 120 <= admitted <= 120 + 2 * seconds + 2, (admitted, seconds)
+            assert limited["code"] == "rate_limited"
+
+    run(scenario)
+
+
+def test_connections_per_user_follow_the_plan(stack, backend):
+    _, token = stack.user()
+
+    async def scenario():
+        first = await websockets.connect(backend.ws, **bearer(token))
+        second = await websockets.connect(backend.ws, subprotocols=[f"jwt.{token}"])
+        status, body, headers = await refusal(backend.ws, **bearer(token))
+        assert (status, body["error"]) == (403, "connection_limit")
+        assert "WWW-Authenticate" not in headers
+        await first.close()
+        # The slot comes back once the server has seen the close.
+        for _ in range(100):
+            try:
+                async with websockets.connect(backend.ws, **bearer(token)) as third:
+                    assert (await ask(third, {"type": "chat", "text": "x"}))["type"] == "chat.reply"
+                break
+            except websockets.InvalidStatus:
+                await asyncio.sleep(0.05)
+        else:
+            pytest.fail("the closed connection's slot never came back")
+        await second.close()
+
+    run(scenario)
+
+
+def test_malformed_messages(stack, backend):
+    _, token = stack.user()
+
+    async def connect():
+        return await websockets.connect(backend.ws, **bearer(token), max_size=None)
+
+    async def scenario():
+        ws = await connect()
+        answer = await ask(ws, {"type": "no.such.type", "id": 5})
+        assert (answer["type"], answer.get("id")) == ("error", 5), answer
+        answer = await ask(ws, {"type": "chat"})
+        assert answer["type"] == "error", answer
+        assert (await ask(ws, {"type": "chat", "text": "alive"}))["type"] == "chat.reply"
+        await ws.send("this is not JSON")
+        assert await close_of(ws) == (1008, "invalid_message")
+
+        ws = await connect()
+        await ws.send(b"\x00binary")
+        assert await close_of(ws) == (1008, "invalid_message")
+
+        ws = await connect()
+        await ws.send(json.dumps({"type": "chat", "text": "x" * (70 * 1024)}))
+        code, _ = await close_of(ws)
+        assert code == 1009
+
+    run(scenario)
+
+
+def test_expiry_without_a_refresh_closes_with_4401(short):
+    _, email = short.register()
+
+    async def scenario(backend):
+        token = short.login(email)["access_token"]
+        async with websockets.connect(backend.ws, **bearer(token)) as ws:
+            notice = json.loads(await asyncio.wait_for(ws.recv(), PATIENCE))
+            assert notice["type"] == "auth.expiring" and notice["expires_at"] > time.time() - 1
+            assert await close_of(ws) == (4401, "token_expired")
+        # An expired token is refused at the handshake.
+        await asyncio.sleep(max(0.0, notice["expires_at"] - time.time()) + 1.1)
+        status, body, _ = await refusal(backend.ws, **bearer(token))
+        assert (status, body["error"]) == (401, "expired")
+
+    for backend in short.backends.values():
+        run(lambda: scenario(backend))
+
+
+def test_in_band_refresh_keeps_a_connection_over_several_lifetimes(short):
+    _, email = short.register()
+    other_email = short.register()[1]
+
+    async def scenario(backend):
+        other = short.login(other_email)["access_token"]
+        session = short.login(email)
+        opened = time.time()
+        async with websockets.connect(backend.ws, **bearer(session["access_token"])) as ws:
+            for refresh in range(3):
+                message = json.loads(await asyncio.wait_for(ws.recv(), PATIENCE))
+                assert message["type"] == "auth.expiring", message
+                if refresh == 0:
+                    # Someone else's token is refused; the old expiry stays.
+                    refused = await ask(ws, {"type": "auth.refresh", "access_token": other})
+                    assert (refused["type"], refused["code"], refused["request"]) == (
+                        "error", "subject_mismatch", "auth.refresh")
+                session = await asyncio.to_thread(short.refresh, session["refresh_token"])
+                answer = await ask(ws, {"type": "auth.refresh", "access_token": session["access_token"]})
+                assert answer["type"] == "auth.refreshed", answer
+                assert answer["expires_at"] > message["expires_at"]
+            # The fourth notice comes after two lifetimes (8 s) of the first
+            # token: the connection outlived them.
+            message = json.loads(await asyncio.wait_for(ws.recv(), PATIENCE))
+            assert message["type"] == "auth.expiring"
+            assert time.time() - opened > 6
+            assert (await ask(ws, {"type": "chat", "text": "alive"}))["text"] == "alive"
+
+    for backend in short.backends.values():
+        run(lambda: scenario(backend))
 
 
 def test_sigterm_closes_every_connection_with_1001(stack):
-    process, backend = stack.backend()
-    _, token = stack.user("wsdave@example.com")
+    for kind in BACKENDS:
+        backend = stack.backend(kind)
+        _, token = stack.user()
 
-    async def scenario():
-        async with websockets.connect(
-            backend, additional_headers={"Authorization": f"Bearer {token}"}
-        ) as ws:
-            assert (await ask(ws, {"type": "chat", "text": "bye"}))["type"] == "chat.reply"
-            process.send_signal(signal.SIGTERM)
-            assert await close_of(ws) == (1001, "going_away")
+        async def scenario():
+            async with websockets.connect(backend.ws, **bearer(token)) as ws:
+                assert (await ask(ws, {"type": "chat", "text": "bye"}))["type"] == "chat.reply"
+                backend.process.send_signal(signal.SIGTERM)
+                assert await close_of(ws) == (1001, "going_away")
 
-    asyncio.run(scenario())
-    assert process.wait(timeout=PATIENCE) == 0
+        run(scenario)
+        assert backend.process.wait(timeout=PATIENCE) == 0, kind
