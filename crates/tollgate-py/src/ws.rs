@@ -323,3 +323,16 @@ impl Transport {
         })
     }
 }
+
+/// See the stub.
+#[pyfunction]
+pub(crate) fn invalid_message<'py>(
+    py: Python<'py>,
+    message: &Bound<'py, PyAny>,
+    description: &str,
+) -> PyResult<Bound<'py, PyAny>> {
+    guard(|| {
+        let message = json_from_py(py, message)?;
+        crate::convert::json_to_py(py, &sdk::invalid_message(&message, description))
+    })
+}

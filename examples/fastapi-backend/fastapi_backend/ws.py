@@ -13,13 +13,19 @@ chat's own messages, exactly as chat-backend's ``ws.rs``:
   ``retry_after_ms`` for ``rate_limited``). The same ``ToolGate`` as
   ``POST /api/tools/{tool}``: permissions, rates and counts are shared.
 
-A refused message never closes the connection.
+Any other ``type``, or a member of the wrong shape (a ``chat`` without a
+string ``text``, a ``tool.call`` without a string ``tool`` or with an
+``input`` that is not a string), gets the SDK's
+``{"type":"error","code":"invalid_message"}`` (CONTRACT §6: a newer client
+is never cut off by an older server). A refused message never closes the
+connection.
 """
 
 from typing import Any, Awaitable, Callable, Dict, Optional
 
 import tollgate
 import tollgate.asgi
+from tollgate.asgi import invalid_message
 
 from . import tools
 
@@ -47,20 +53,20 @@ async def answer(gate: tollgate.ToolGate, principal: tollgate.Principal, message
     if kind == "chat":
         text = message.get("text")
         if not isinstance(text, str):
-            return error(message, "invalid_request", "a chat message needs a string `text`")
+            return invalid_message(message, "a chat message needs a string `text`")
         return {"type": "chat.reply", "text": text}
     if kind == "tool.call":
         return await call_tool(gate, principal, message)
-    return error(message, "unknown_type", "the message type is not one of chat, tool.call, auth.refresh")
+    return invalid_message(message, "the message type is not one of chat, tool.call, auth.refresh")
 
 
 async def call_tool(gate: tollgate.ToolGate, principal: tollgate.Principal, message: Message) -> Message:
     tool = message.get("tool")
     if not isinstance(tool, str):
-        return error(message, "invalid_request", "a tool call needs a string `tool`")
-    text = message.get("input")
+        return invalid_message(message, "a tool call needs a string `tool`")
+    text = message.get("input", "")
     if not isinstance(text, str):
-        text = ""
+        return invalid_message(message, "a tool call's `input` is a string")
     if not gate.offers(tool):
         return error(message, "unknown_tool", "no plan offers this tool")
     try:

@@ -39,8 +39,9 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Dict, MutableMapping
 
 from . import _native
 from ._errors import AuthError
+from ._native import invalid_message
 
-__all__ = ["Connection", "WebSocketEndpoint", "refuse", "serve"]
+__all__ = ["Connection", "WebSocketEndpoint", "invalid_message", "refuse", "serve"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
