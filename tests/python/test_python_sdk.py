@@ -64,6 +64,21 @@ async def _await(awaitable):
     return await awaitable
 
 
+def test_a_rust_panic_is_an_auth_error_not_an_abort():
+    from tollgate import _native
+
+    with pytest.raises(tollgate.AuthError) as stopped:
+        _native._panic_at_the_boundary()
+    assert (stopped.value.code, stopped.value.status) == ("internal_error", 500)
+
+    async def on_the_runtime():
+        await _native._panic_at_the_boundary(awaitable_after_waiting=True)
+
+    with pytest.raises(tollgate.AuthError) as stopped:
+        asyncio.run(on_the_runtime())
+    assert stopped.value.code == "internal_error"
+
+
 def test_a_principal_is_frozen_and_complete(issuer):
     auth = issuer.authenticator()
     token = issuer.user("u1", plan="pro", roles=["admin"], email="u1@example.com", session="s1")

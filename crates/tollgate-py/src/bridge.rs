@@ -129,3 +129,27 @@ impl Ready {
         self.outcome = None;
     }
 }
+
+/// Test support, not API: panics inside the boundary (at once, or in an
+/// awaitable that first waits on the runtime), so the suites can check
+/// that no panic reaches the interpreter.
+#[pyfunction]
+#[allow(clippy::panic)]
+#[pyo3(name = "_panic_at_the_boundary", signature = (awaitable_after_waiting = false))]
+pub(crate) fn panic_at_the_boundary(
+    py: Python<'_>,
+    awaitable_after_waiting: bool,
+) -> PyResult<Bound<'_, PyAny>> {
+    guard(|| {
+        if !awaitable_after_waiting {
+            panic!("a deliberate panic (test support)");
+        }
+        awaitable(py, async move {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            if awaitable_after_waiting {
+                panic!("a deliberate panic on the runtime (test support)");
+            }
+            Ok(())
+        })
+    })
+}

@@ -21,6 +21,8 @@
 //! **Invariant:** no Python code here re-implements a check; the Python
 //! package's modules are framework glue only.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod authenticator;
 mod bridge;
 mod convert;
@@ -48,7 +50,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ws::Admission>()?;
     m.add_class::<ws::Connection>()?;
     m.add_class::<ws::Transport>()?;
+    m.add_function(wrap_pyfunction!(ws::invalid_message, m)?)?;
     m.add_function(wrap_pyfunction!(testing::core_validation_ns, m)?)?;
+    m.add_function(wrap_pyfunction!(bridge::panic_at_the_boundary, m)?)?;
     m.add("MAX_TOKEN_BYTES", tollgate_core::MAX_TOKEN_BYTES)?;
     m.add("MAX_MESSAGE_BYTES", tollgate_client::ws::MAX_MESSAGE_BYTES)?;
     Ok(())

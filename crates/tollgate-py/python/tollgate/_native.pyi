@@ -294,6 +294,9 @@ class TestIssuer:
     @property
     def audiences(self) -> Tuple[str, ...]:
         """The audiences minted for."""
+    def jwks(self) -> Dict[str, Any]:
+        """The public keys (an RFC 7517 key set), to hand to another
+        component under test."""
     def authenticator(self, audience: Optional[str] = None, *, service_name: str = "service") -> Authenticator:
         """An authenticator trusting only this issuer's key, expecting
         ``audience`` (default the first), seeing its revocations at once; no HTTP."""
@@ -425,8 +428,20 @@ class Transport:
         """The next frame to send: ``("text", json, 0)`` or ``("close",
         reason, code)``; None once supervision has ended."""
 
+def invalid_message(message: Any, description: str) -> Dict[str, Any]:
+    """The answer to a message that is valid JSON but not one this side
+    understands (CONTRACT §6): ``{"type": "error", "code": "invalid_message",
+    "error_description": description}`` with the message's ``id`` when it has
+    one. The connection stays open, so a newer client is never cut off by an
+    older server; handlers answer their own unknown types with it."""
+
 def _core_validation_ns(
     issuer: TestIssuer, tokens: Sequence[str], expect: str = "access", audience: str = "api"
 ) -> float:
     """Benchmark support, not API: the mean nanoseconds of one Rust
     ``tollgate_core::Validator::validate`` of each token (no cache)."""
+
+def _panic_at_the_boundary(awaitable_after_waiting: bool = False) -> Awaitable[None]:
+    """Test support, not API: panics in Rust (at once, or on the runtime
+    after the awaitable has started waiting); the panic must come out as
+    ``AuthError("internal_error")``."""
