@@ -44,6 +44,14 @@ impl TestIssuer {
         self.inner.issuer()
     }
 
+    fn jwks<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        guard(|| {
+            let jwks = serde_json::to_value(self.inner.verifying_keys().to_jwks())
+                .map_err(|err| to_py(SdkError::Config(err.to_string())))?;
+            crate::convert::json_to_py(py, &jwks)
+        })
+    }
+
     #[getter]
     fn audiences<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyTuple>> {
         pyo3::types::PyTuple::new(py, &self.audiences)
