@@ -4,11 +4,13 @@ the same status, challenge and body from both; and with the token service
 down, cached tokens keep working while unknown ones fail closed.
 """
 
+import json
+import subprocess
 import time
 
 import pytest
 
-from stack import BACKENDS, PATIENCE, http, started
+from stack import BACKENDS, PATIENCE, binary, http, started
 
 
 @pytest.fixture(scope="module")
@@ -125,3 +127,19 @@ def test_with_the_token_service_down_cached_tokens_work_and_unknown_ones_fail_cl
             assert headers["Retry-After"] == "1"
     finally:
         stack.stop()
+
+
+def test_consistency_check_lists_both_services_as_consistent(stack):
+    backends = [stack.backend(kind) for kind in BACKENDS]
+    checked = subprocess.run(
+        [binary("TOLLGATE_BIN", "tollgate"), "consistency", "check", stack.issuer,
+         *(b.url for b in backends), "--json"],
+        capture_output=True, text=True, timeout=PATIENCE, check=False,
+    )
+    lines = [json.loads(line) for line in checked.stdout.splitlines()]
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    by_service = {line["service"]: line for line in lines if "service" in line}
+    assert {"tollgate", *BACKENDS} <= set(by_service), lines
+    for kind in BACKENDS:
+        assert (by_service[kind]["level"], by_service[kind]["differences"]) == ("INFO", []), by_service[kind]
+    assert lines[-1]["overall"] == "INFO"
