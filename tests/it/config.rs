@@ -21,6 +21,7 @@ fn two_legacy_lifetimes_that_disagree_fail_naming_both() {
         TOLLGATE_AUDIENCE                  api                                   default (development)
         TOLLGATE_ACCESS_TOKEN_TTL          1800 (30m)                            env JWT_ACCESS_TOKEN_EXPIRE_MINUTES
         TOLLGATE_REFRESH_TOKEN_TTL         604800 (7d)                           default (development)
+        TOLLGATE_REFRESH_REUSE_GRACE       10                                    default (development)
         TOLLGATE_SERVICE_TOKEN_TTL         3600 (1h)                             default (development)
         TOLLGATE_LEEWAY                    30                                    default (development)
         TOLLGATE_SIGNING_ALG               EdDSA                                 default (development)
@@ -146,6 +147,16 @@ fn production_json_lists_sources_and_errors() {
                 "kind": "default"
               },
               "value": "604800 (7d)"
+            },
+            {
+              "key": "refresh_reuse_grace",
+              "name": "TOLLGATE_REFRESH_REUSE_GRACE",
+              "secret": false,
+              "source": {
+                "environment": "production",
+                "kind": "default"
+              },
+              "value": "10"
             },
             {
               "key": "service_token_ttl",

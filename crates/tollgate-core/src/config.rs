@@ -129,6 +129,11 @@ pub struct Config {
     pub access_token_ttl: u64,
     /// `TOLLGATE_REFRESH_TOKEN_TTL`, seconds; default 604800 (7 days).
     pub refresh_token_ttl: u64,
+    /// `TOLLGATE_REFRESH_REUSE_GRACE`, seconds during which a rotated
+    /// refresh token presented again by its client (a retry whose answer was
+    /// lost) gets the same successor instead of ending the session; 0
+    /// disables it; default 10.
+    pub refresh_reuse_grace: u64,
     /// `TOLLGATE_SERVICE_TOKEN_TTL`, seconds; default 3600.
     pub service_token_ttl: u64,
     /// `TOLLGATE_LEEWAY`, seconds of clock skew allowed; default 30.
@@ -189,6 +194,7 @@ impl Config {
             audiences: vec!["api".to_owned()],
             access_token_ttl: 15 * 60,
             refresh_token_ttl: 7 * 24 * 3600,
+            refresh_reuse_grace: 10,
             service_token_ttl: 3600,
             leeway: 30,
             signing_alg: Algorithm::EdDSA,

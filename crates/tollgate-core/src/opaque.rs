@@ -37,6 +37,30 @@ pub fn digest(secret: &[u8]) -> String {
         .collect()
 }
 
+/// A fresh salt for [`successor`]: base64url of 32 random bytes.
+pub fn salt() -> Result<String, Error> {
+    let mut bytes = [0u8; 32];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| Error::Signing)?;
+    Ok(b64_encode(&bytes))
+}
+
+/// The refresh token that succeeds `presented` in a rotation, derived from
+/// it and a random `salt` (kept by the store next to `presented`'s digest):
+/// HMAC-SHA-256 keyed with the presented token, so only its holder can
+/// derive the successor again (a retry within the reuse grace gets the very
+/// same successor), and the salt alone (in the database) gives nothing.
+pub fn successor(presented: &str, salt: &str) -> Secret {
+    use aws_lc_rs::hmac;
+    let key = hmac::Key::new(hmac::HMAC_SHA256, presented.as_bytes());
+    let mut context = hmac::Context::with_key(&key);
+    context.update(b"tollgate refresh successor\0");
+    context.update(salt.as_bytes());
+    let tag = context.sign();
+    Secret::from(format!("{REFRESH_PREFIX}{}", b64_encode(tag.as_ref())))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,5 +75,17 @@ mod tests {
         assert_eq!(text.len(), 4 + 43);
         assert_eq!(digest(a.expose()).len(), 64);
         assert_eq!(digest(a.expose()), digest(a.expose()));
+    }
+
+    #[test]
+    fn successors_depend_on_the_token_and_the_salt() {
+        let (salt1, salt2) = (salt().unwrap(), salt().unwrap());
+        let b = successor("tgr_a", &salt1);
+        assert_eq!(b, successor("tgr_a", &salt1));
+        assert_ne!(b, successor("tgr_a", &salt2));
+        assert_ne!(b, successor("tgr_b", &salt1));
+        let text = b.expose_str().unwrap();
+        assert!(text.starts_with("tgr_"));
+        assert_eq!(text.len(), 4 + 43);
     }
 }

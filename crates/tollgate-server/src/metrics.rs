@@ -27,6 +27,9 @@ pub(crate) const REVOCATIONS: &str = "tollgate_revocations_total";
 /// Tokens that validated but were answered 503 because the revocation view
 /// was stale (issue 16).
 pub(crate) const STALE_REFUSALS: &str = "tollgate_stale_refusals_total";
+/// Refresh tokens presented again within the reuse grace (answered with
+/// the same successor).
+pub(crate) const REFRESH_RETRY: &str = "tollgate_refresh_retry_total";
 /// Refresh tokens presented a second time (each revokes its session).
 pub(crate) const REFRESH_REUSE: &str = "tollgate_refresh_reuse_total";
 /// Failed logins.

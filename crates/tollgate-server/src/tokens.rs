@@ -5,7 +5,10 @@
 //!
 //! Refresh tokens are opaque ([`tollgate_core::opaque`]), stored only as
 //! digests, single use; rotation is the store's one conditional update, and
-//! presenting a used token revokes its whole session (RFC 9700 §4.14).
+//! presenting a used token revokes its whole session (RFC 9700 §4.14),
+//! except within the reuse grace (`TOLLGATE_REFRESH_REUSE_GRACE`): a
+//! successor is derived from the presented token and a stored salt, so a
+//! retry whose answer was lost gets the very same successor again.
 //! Tokens are never logged; only [`tollgate_core::token_fingerprint`]s.
 
 use tollgate_core::claims::{ServiceGrant, UserGrant, new_id};
@@ -33,6 +36,25 @@ fn new_refresh(now: UnixTime, expires_at: UnixTime) -> Result<(Secret, NewRefres
         digest: opaque::digest(token.expose()),
         created_at: now,
         expires_at,
+        salt: None,
+    };
+    Ok((token, stored))
+}
+
+/// The successor of `presented` in a rotation, derived with a fresh salt
+/// (see [`opaque::successor`]), and its stored form.
+fn successor(
+    presented: &str,
+    now: UnixTime,
+    expires_at: UnixTime,
+) -> Result<(Secret, NewRefresh), ApiError> {
+    let salt = opaque::salt()?;
+    let token = opaque::successor(presented, &salt);
+    let stored = NewRefresh {
+        digest: opaque::digest(token.expose()),
+        created_at: now,
+        expires_at,
+        salt: Some(salt),
     };
     Ok((token, stored))
 }
@@ -149,10 +171,16 @@ pub(crate) async fn refresh(
     let expires_at = now
         .saturating_add(state.config.refresh_token_ttl)
         .min(session.expires_at);
-    let (refresh, stored) = new_refresh(now, expires_at)?;
+    let (refresh, stored) = successor(presented, now, expires_at)?;
     let outcome = state
         .store
-        .rotate_refresh(&digest, stored, now, state.access_horizon(now))
+        .rotate_refresh(
+            &digest,
+            stored,
+            now,
+            state.access_horizon(now),
+            state.config.refresh_reuse_grace,
+        )
         .await?;
     match outcome {
         Rotation::Rotated { session, user } => {
@@ -163,6 +191,30 @@ pub(crate) async fn refresh(
                 token_type: "Bearer".to_owned(),
                 expires_in: ttl,
                 refresh_token: Some(text(&refresh)?),
+                scope: Some(scope),
+            })
+        }
+        Rotation::Retried {
+            session,
+            user,
+            salt,
+        } => {
+            // A retry within the reuse grace: the same successor again (it
+            // is still the session's one live refresh token) and a fresh
+            // access token.
+            tracing::info!(
+                sid = %session.sid,
+                token = %tollgate_core::token_fingerprint(presented),
+                "a rotated refresh token was presented again within the reuse grace; same successor"
+            );
+            ::metrics::counter!(metrics::REFRESH_RETRY).increment(1);
+            let successor = opaque::successor(presented, &salt);
+            let (access, ttl) = mint_user(state, &user, &session, &scope, now)?;
+            Ok(TokenResponse {
+                access_token: access,
+                token_type: "Bearer".to_owned(),
+                expires_in: ttl,
+                refresh_token: Some(text(&successor)?),
                 scope: Some(scope),
             })
         }

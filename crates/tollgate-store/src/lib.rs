@@ -174,6 +174,12 @@ pub struct NewRefresh {
     pub created_at: UnixTime,
     /// Expiry.
     pub expires_at: UnixTime,
+    /// When this token succeeds a rotated one: the salt the server derived
+    /// it with from the presented token
+    /// ([`tollgate_core::opaque::successor`]). The store keeps it beside the
+    /// presented token's digest so that a retry within the reuse grace can
+    /// be answered with the same successor; without it a retry is reuse.
+    pub salt: Option<String>,
 }
 
 /// What presenting a refresh token did.
@@ -189,6 +195,18 @@ pub enum Rotation {
         session: SessionRecord,
         /// The session's user.
         user: UserRecord,
+    },
+    /// The token had been rotated less than the reuse grace ago, and its
+    /// successor is still unused and live: a retry whose answer was lost.
+    /// Nothing was consumed; the caller answers with the same successor,
+    /// derived again from the presented token and `salt`.
+    Retried {
+        /// The session (with `last_used_at` updated).
+        session: SessionRecord,
+        /// The session's user.
+        user: UserRecord,
+        /// The salt the successor was derived with.
+        salt: String,
     },
     /// The token had been used before: the whole session is now revoked
     /// (RFC 9700 §4.14); the event is durable.
@@ -294,12 +312,21 @@ pub trait Store: Send + Sync + 'static {
     /// with one digest one rotates, the first loser ends the session and the
     /// rest (like anything expired, unknown, of an ended session or of a
     /// disabled user) get `Invalid`, with nothing written.
+    ///
+    /// With a reuse grace (`grace` seconds, 0 for none), a used token
+    /// presented again less than `grace` after its rotation, whose successor
+    /// (with a stored salt) is still unused and live, in a live session of an
+    /// enabled user, is a retry: `Retried`, with nothing consumed and no new
+    /// token stored (every concurrent caller within the grace gets the same
+    /// successor, so the chain never grows). Once the successor was used, or
+    /// past the grace, it is a replay as above.
     async fn rotate_refresh(
         &self,
         presented: &str,
         new: NewRefresh,
         now: UnixTime,
         reuse_expires_at: UnixTime,
+        grace: u64,
     ) -> Result<Rotation, StoreError>;
     /// The refresh token with this digest.
     async fn find_refresh(&self, digest: &str) -> Result<Option<RefreshRecord>, StoreError>;

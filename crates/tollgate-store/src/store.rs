@@ -341,6 +341,35 @@ async fn end_session<D: Dialect>(
     Ok(true)
 }
 
+/// Marks session `sid` used at `now`: the session and its user.
+async fn touch_session<D: Dialect>(
+    tx: &mut Conn<D>,
+    sid: &str,
+    now: UnixTime,
+) -> Result<(SessionRecord, UserRecord), StoreError> {
+    let row = fetch_optional::<D>(
+        tx,
+        concat!(
+            "UPDATE sessions SET last_used_at = $1 WHERE sid = $2 RETURNING ",
+            session_columns!()
+        ),
+        &[Arg::Int(to_db(now)), Arg::Text(sid)],
+    )
+    .await
+    .map_err(unavailable)?
+    .ok_or_else(|| StoreError::Corrupt("a rotated token has no session".to_owned()))?;
+    let session = session_from(&row)?;
+    let row = fetch_optional::<D>(
+        tx,
+        concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1"),
+        &[Arg::Text(&session.user_id)],
+    )
+    .await
+    .map_err(unavailable)?
+    .ok_or_else(|| StoreError::Corrupt("a session has no user".to_owned()))?;
+    Ok((session, user_from(&row)?))
+}
+
 /// One optional record by a read statement.
 async fn find<D: Dialect, T>(
     store: &SqlStore<D>,
@@ -532,6 +561,7 @@ impl<D: Dialect> Store for SqlStore<D> {
         new: NewRefresh,
         now: UnixTime,
         reuse_expires_at: UnixTime,
+        grace: u64,
     ) -> Result<Rotation, StoreError> {
         let mut tx = self.write().await?;
         // The session row first (the lock order of the module docs).
@@ -552,43 +582,64 @@ impl<D: Dialect> Store for SqlStore<D> {
         // Under Postgres's READ COMMITTED a concurrent caller waits for the
         // row and re-checks `used_at IS NULL`; under SQLite's write lock it
         // runs after the winner committed.
+        // The successor and its salt are kept beside the consumed token, for
+        // a retry within the reuse grace.
         let consumed = execute::<D>(
             &mut tx,
-            "UPDATE refresh_tokens SET used_at = $1 \
+            "UPDATE refresh_tokens SET used_at = $1, successor = $3, successor_salt = $4 \
              WHERE digest = $2 AND used_at IS NULL AND expires_at > $1 \
                AND EXISTS (SELECT 1 FROM sessions s JOIN users u ON u.id = s.user_id \
                            WHERE s.sid = refresh_tokens.sid AND s.revoked_at IS NULL \
                              AND s.expires_at > $1 AND NOT u.disabled)",
-            &[Arg::Int(to_db(now)), Arg::Text(presented)],
+            &[
+                Arg::Int(to_db(now)),
+                Arg::Text(presented),
+                Arg::Text(&new.digest),
+                Arg::MaybeText(new.salt.as_deref()),
+            ],
         )
         .await
         .map_err(unavailable)?;
 
         if consumed == 1 {
-            let row = fetch_optional::<D>(
-                &mut tx,
-                concat!(
-                    "UPDATE sessions SET last_used_at = $1 WHERE sid = $2 RETURNING ",
-                    session_columns!()
-                ),
-                &[Arg::Int(to_db(now)), Arg::Text(&sid)],
-            )
-            .await
-            .map_err(unavailable)?
-            .ok_or_else(|| StoreError::Corrupt("a rotated token has no session".to_owned()))?;
-            let session = session_from(&row)?;
-            let row = fetch_optional::<D>(
-                &mut tx,
-                concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1"),
-                &[Arg::Text(&session.user_id)],
-            )
-            .await
-            .map_err(unavailable)?
-            .ok_or_else(|| StoreError::Corrupt("a session has no user".to_owned()))?;
-            let user = user_from(&row)?;
+            let (session, user) = touch_session::<D>(&mut tx, &sid, now).await?;
             insert_refresh::<D>(&mut tx, &new, &sid, session.expires_at).await?;
             commit(tx).await?;
             return Ok(Rotation::Rotated { session, user });
+        }
+
+        // A retry within the grace: rotated less than `grace` ago, its
+        // successor unused and live, the session live, the user enabled.
+        // The session row lock (or the write lock) taken above orders this
+        // against a concurrent use of the successor.
+        if grace > 0 {
+            let retried = fetch_optional::<D>(
+                &mut tx,
+                "SELECT p.successor_salt FROM refresh_tokens p \
+                 JOIN refresh_tokens n ON n.digest = p.successor \
+                 JOIN sessions s ON s.sid = p.sid JOIN users u ON u.id = s.user_id \
+                 WHERE p.digest = $1 AND p.used_at IS NOT NULL AND p.used_at > $3 \
+                   AND p.successor_salt IS NOT NULL \
+                   AND n.sid = p.sid AND n.used_at IS NULL AND n.expires_at > $2 \
+                   AND s.revoked_at IS NULL AND s.expires_at > $2 AND NOT u.disabled",
+                &[
+                    Arg::Text(presented),
+                    Arg::Int(to_db(now)),
+                    Arg::Int(to_db(now.saturating_sub(grace))),
+                ],
+            )
+            .await
+            .map_err(unavailable)?;
+            if let Some(row) = retried {
+                let salt = row.text("successor_salt")?;
+                let (session, user) = touch_session::<D>(&mut tx, &sid, now).await?;
+                commit(tx).await?;
+                return Ok(Rotation::Retried {
+                    session,
+                    user,
+                    salt,
+                });
+            }
         }
 
         // Nothing consumed. A used token of a live session is a replay: the

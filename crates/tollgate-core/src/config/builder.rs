@@ -600,6 +600,7 @@ impl Resolver {
             audiences,
             access_token_ttl: self.seconds(Setting::AccessTokenTtl)?,
             refresh_token_ttl: self.seconds(Setting::RefreshTokenTtl)?,
+            refresh_reuse_grace: self.seconds(Setting::RefreshReuseGrace)?,
             service_token_ttl: self.seconds(Setting::ServiceTokenTtl)?,
             leeway: self.seconds(Setting::Leeway)?,
             signing_alg,

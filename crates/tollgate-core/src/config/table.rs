@@ -26,6 +26,8 @@ pub enum Setting {
     AccessTokenTtl,
     /// `TOLLGATE_REFRESH_TOKEN_TTL`.
     RefreshTokenTtl,
+    /// `TOLLGATE_REFRESH_REUSE_GRACE`.
+    RefreshReuseGrace,
     /// `TOLLGATE_SERVICE_TOKEN_TTL`.
     ServiceTokenTtl,
     /// `TOLLGATE_LEEWAY`.
@@ -395,6 +397,18 @@ static SETTINGS: &[SettingSpec] = &[
         development_only: false,
         description: "Lifetime of refresh tokens (and so of an idle session).",
         defaults: everywhere("604800"),
+    },
+    SettingSpec {
+        setting: Setting::RefreshReuseGrace,
+        env: "TOLLGATE_REFRESH_REUSE_GRACE",
+        key: "refresh_reuse_grace",
+        flag: Some("refresh-reuse-grace"),
+        aliases: &[],
+        kind: Kind::Leeway,
+        secret: false,
+        development_only: false,
+        description: "How long after a refresh token was rotated the same client may present it again (a retry whose answer was lost) and get the same successor and a fresh access token instead of ending the session; 0 disables it. Past it, or once the successor was used, presenting it again ends the session (reuse detection).",
+        defaults: everywhere("10"),
     },
     SettingSpec {
         setting: Setting::ServiceTokenTtl,

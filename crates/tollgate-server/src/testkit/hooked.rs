@@ -89,10 +89,11 @@ impl Store for Hooked {
         new: NewRefresh,
         now: UnixTime,
         reuse_expires_at: UnixTime,
+        grace: u64,
     ) -> Result<Rotation, StoreError> {
         self.before("rotate_refresh").await?;
         self.inner
-            .rotate_refresh(presented, new, now, reuse_expires_at)
+            .rotate_refresh(presented, new, now, reuse_expires_at, grace)
             .await
     }
 

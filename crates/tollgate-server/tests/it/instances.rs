@@ -186,7 +186,9 @@ pub(crate) async fn instances_converge(builder: TestServerBuilder) {
 }
 
 async fn refresh_once_across_instances(builder: TestServerBuilder) {
-    let a = Api::with(builder).await;
+    // Without the reuse grace: within it every loser would be a retry that
+    // gets the winner's successor (the store suite covers that race).
+    let a = Api::with(builder.configure(|c| c.refresh_reuse_grace = 0)).await;
     let b = Api {
         server: a.server.another_instance().await,
         http: reqwest::Client::new(),

@@ -3,10 +3,12 @@
 
 use crate::common::Api;
 use serde_json::json;
+use tollgate_server::testkit::TestServer;
 
 #[tokio::test]
 async fn rotation_gives_new_tokens_and_reuse_revokes_the_whole_session() {
-    let api = Api::start().await;
+    // Reuse detection without the grace (see the grace's own tests below).
+    let api = Api::with(TestServer::builder().configure(|c| c.refresh_reuse_grace = 0)).await;
     let introspector = api.client("rs-rotate", &["introspect"]).await;
     let login = api.user("rotate@example.com").await;
     let first_access = login.str("access_token");
@@ -51,7 +53,8 @@ async fn rotation_gives_new_tokens_and_reuse_revokes_the_whole_session() {
 
 #[tokio::test]
 async fn sixteen_parallel_refreshes_of_one_token_give_exactly_one_success() {
-    let api = Api::start().await;
+    // Without the reuse grace; with it, see the next test.
+    let api = Api::with(TestServer::builder().configure(|c| c.refresh_reuse_grace = 0)).await;
     let login = api.user("race@example.com").await;
     let token = login.str("refresh_token");
     let mut tasks = Vec::new();
@@ -82,6 +85,47 @@ async fn sixteen_parallel_refreshes_of_one_token_give_exactly_one_success() {
         statuses.iter().all(|s| *s == 200 || *s == 400),
         "{statuses:?}"
     );
+}
+
+/// With the reuse grace (the default), sixteen parallel refreshes of one
+/// token rotate it once: every answer is 200 with the one successor.
+#[tokio::test]
+async fn sixteen_parallel_refreshes_within_the_grace_share_one_successor() {
+    let api = Api::start().await;
+    let token = api
+        .user("race-grace@example.com")
+        .await
+        .str("refresh_token");
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let http = api.http.clone();
+        let url = api.url("/oauth/token");
+        let token = token.clone();
+        tasks.push(tokio::spawn(async move {
+            let answer = http
+                .post(url)
+                .form(&[("grant_type", "refresh_token"), ("refresh_token", &token)])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status().as_u16(), 200);
+            let body: serde_json::Value = answer.json().await.unwrap();
+            body["refresh_token"].as_str().unwrap().to_owned()
+        }));
+    }
+    let mut successors = std::collections::BTreeSet::new();
+    for task in tasks {
+        successors.insert(task.await.unwrap());
+    }
+    assert_eq!(successors.len(), 1, "{successors:?}");
+    let successor = successors.pop_first().unwrap();
+    api.post_json(
+        "/v1/auth/refresh",
+        None,
+        &json!({"refresh_token": successor}),
+    )
+    .await
+    .expect(200, None);
 }
 
 #[tokio::test]
@@ -145,4 +189,99 @@ async fn refresh_reflects_plan_and_role_changes() {
             .unwrap()
             .contains(&json!("tool:web_browse"))
     );
+}
+
+/// Issue 9 item 6: the answer to a refresh is lost and the client retries
+/// with the same token. Within the reuse grace (default 10 s) it gets the
+/// same successor and a fresh access token, on either door, and the session
+/// lives on; past the grace, or once the successor was used, presenting it
+/// again is reuse and ends the session.
+#[tokio::test]
+async fn a_retried_refresh_within_the_grace_keeps_the_session_and_outside_it_ends_it() {
+    use tollgate_server::Clock;
+    let api = Api::with(TestServer::builder().clock(Clock::manual(Clock::system_now()))).await;
+    assert_eq!(api.server.config().refresh_reuse_grace, 10, "the default");
+    let login = api.user("retry@example.com").await;
+    let a = login.str("refresh_token");
+    let b = api
+        .post_json("/v1/auth/refresh", None, &json!({"refresh_token": a}))
+        .await
+        .expect(200, None)
+        .str("refresh_token");
+
+    // The answer was lost: the retry, 9 s later, gets B again.
+    api.server.clock().advance(9);
+    let retried = api
+        .post_json("/v1/auth/refresh", None, &json!({"refresh_token": a}))
+        .await;
+    retried.expect(200, None);
+    assert_eq!(retried.header("cache-control"), "no-store");
+    assert_eq!(retried.str("refresh_token"), b, "the same successor");
+    api.get("/v1/auth/me", Some(&retried.str("access_token")))
+        .await
+        .expect(200, None);
+    let retried = api
+        .post_form(
+            "/oauth/token",
+            None,
+            &[("grant_type", "refresh_token"), ("refresh_token", &a)],
+        )
+        .await;
+    retried.expect(200, None);
+    assert_eq!(retried.str("refresh_token"), b);
+    let access = retried.str("access_token");
+
+    // B rotates as usual; the chain did not grow.
+    let c = api
+        .post_json("/v1/auth/refresh", None, &json!({"refresh_token": b}))
+        .await
+        .expect(200, None)
+        .str("refresh_token");
+    // B was used: presenting A now, even within its grace, is reuse.
+    api.post_json("/v1/auth/refresh", None, &json!({"refresh_token": a}))
+        .await
+        .expect(400, Some("invalid_grant"));
+    api.post_json("/v1/auth/refresh", None, &json!({"refresh_token": c}))
+        .await
+        .expect(400, Some("invalid_grant"));
+    api.get("/v1/auth/me", Some(&access))
+        .await
+        .expect(401, Some("invalid_token"));
+
+    // Past the grace: reuse, as without one.
+    let login = api
+        .login("retry@example.com", crate::common::PASSWORD)
+        .await;
+    let a = login.str("refresh_token");
+    let b = api
+        .post_json("/v1/auth/refresh", None, &json!({"refresh_token": a}))
+        .await
+        .expect(200, None)
+        .str("refresh_token");
+    api.server.clock().advance(10);
+    api.post_json("/v1/auth/refresh", None, &json!({"refresh_token": a}))
+        .await
+        .expect(400, Some("invalid_grant"));
+    api.post_json("/v1/auth/refresh", None, &json!({"refresh_token": b}))
+        .await
+        .expect(400, Some("invalid_grant"));
+}
+
+/// `TOLLGATE_REFRESH_REUSE_GRACE=0` turns the grace off: an immediate retry
+/// is reuse.
+#[tokio::test]
+async fn a_grace_of_zero_makes_every_retry_reuse() {
+    let api = Api::with(TestServer::builder().configure(|c| c.refresh_reuse_grace = 0)).await;
+    let a = api.user("nograce@example.com").await.str("refresh_token");
+    let b = api
+        .post_json("/v1/auth/refresh", None, &json!({"refresh_token": a}))
+        .await
+        .expect(200, None)
+        .str("refresh_token");
+    api.post_json("/v1/auth/refresh", None, &json!({"refresh_token": a}))
+        .await
+        .expect(400, Some("invalid_grant"));
+    api.post_json("/v1/auth/refresh", None, &json!({"refresh_token": b}))
+        .await
+        .expect(400, Some("invalid_grant"));
 }

@@ -60,6 +60,9 @@ macro_rules! conformance_tests {
             expired_refresh_tokens_and_sessions_do_not_rotate,
             tokens_of_ended_sessions_or_disabled_users_do_not_rotate,
             a_duplicate_new_digest_rolls_the_rotation_back,
+            a_retry_within_the_grace_gets_the_same_successor,
+            past_the_grace_or_after_the_successor_was_used_a_retry_is_reuse,
+            concurrent_retries_within_the_grace_rotate_once_and_share_the_successor,
             sixteen_concurrent_rotations_rotate_exactly_once,
             sixty_four_concurrent_rotations_rotate_exactly_once,
             concurrent_rotations_through_two_stores_rotate_exactly_once,
@@ -128,6 +131,7 @@ fn refresh(digest: &str, now: u64) -> NewRefresh {
         digest: digest.to_owned(),
         created_at: now,
         expires_at: now + DAY,
+        salt: Some(format!("salt-{digest}")),
     }
 }
 
@@ -156,7 +160,7 @@ async fn user_with_session(store: &dyn Store, email: &str) -> (UserRecord, Sessi
 async fn rotate(store: &dyn Store, presented: &str, now: u64) -> (Rotation, String) {
     let next = digest();
     let outcome = store
-        .rotate_refresh(presented, refresh(&next, now), now, now + DAY)
+        .rotate_refresh(presented, refresh(&next, now), now, now + DAY, 0)
         .await
         .unwrap();
     (outcome, next)
@@ -515,7 +519,7 @@ pub async fn replaying_a_rotated_token_revokes_the_session_and_kills_its_success
     assert!(matches!(outcome, Rotation::Rotated { .. }));
 
     let replayed = store
-        .rotate_refresh(&a, refresh(&digest(), NOW + 200), NOW + 200, NOW + 9999)
+        .rotate_refresh(&a, refresh(&digest(), NOW + 200), NOW + 200, NOW + 9999, 0)
         .await
         .unwrap();
     let Rotation::Reused { event } = replayed else {
@@ -587,6 +591,7 @@ pub async fn expired_refresh_tokens_and_sessions_do_not_rotate(backend: &dyn Bac
                 digest: first.clone(),
                 created_at: NOW,
                 expires_at: NOW + DAY,
+                salt: None,
             },
         )
         .await
@@ -650,7 +655,7 @@ pub async fn a_duplicate_new_digest_rolls_the_rotation_back(backend: &dyn Backen
     let (_, session, a) = user_with_session(&*store, "alice@example.com").await;
     let (_, _, taken) = user_with_session(&*store, "bob@example.com").await;
     let result = store
-        .rotate_refresh(&a, refresh(&taken, NOW + 5), NOW + 5, NOW + DAY)
+        .rotate_refresh(&a, refresh(&taken, NOW + 5), NOW + 5, NOW + DAY, 0)
         .await;
     assert!(matches!(result, Err(StoreError::Conflict(_))), "{result:?}");
     // Nothing of the failed rotation stuck: A is still unused and rotates.
@@ -712,7 +717,7 @@ async fn concurrent_rotations_through(stores: &[Arc<dyn Store>], n: usize) {
             let next = digest();
             start.wait().await;
             let outcome = store
-                .rotate_refresh(&a, refresh(&next, NOW + 1), NOW + 1, NOW + DAY)
+                .rotate_refresh(&a, refresh(&next, NOW + 1), NOW + 1, NOW + DAY, 0)
                 .await;
             (outcome, next)
         }));
@@ -726,6 +731,7 @@ async fn concurrent_rotations_through(stores: &[Arc<dyn Store>], n: usize) {
             Ok(Rotation::Rotated { .. }) => rotated.push(next),
             Ok(Rotation::Reused { event }) => reused.push(event),
             Ok(Rotation::Invalid) => invalid += 1,
+            Ok(retried @ Rotation::Retried { .. }) => panic!("no grace, yet {retried:?}"),
             Err(err) => panic!("a concurrent rotation failed: {err}"),
         }
     }
@@ -740,6 +746,157 @@ async fn concurrent_rotations_through(stores: &[Arc<dyn Store>], n: usize) {
         rotate(&*store, &rotated[0], NOW + 2).await.0,
         Rotation::Invalid
     );
+}
+
+/// Issue 9 item 6: a client whose answer to a refresh was lost presents the
+/// same token again within the reuse grace: it learns the salt of the one
+/// successor (so the server answers with the same successor), nothing is
+/// consumed or stored, and the session lives on.
+pub async fn a_retry_within_the_grace_gets_the_same_successor(backend: &dyn Backend) {
+    let store = backend.store();
+    let (user, session, a) = user_with_session(&*store, "alice@example.com").await;
+    let (outcome, b) = rotate(&*store, &a, NOW + 100).await;
+    assert!(matches!(outcome, Rotation::Rotated { .. }));
+
+    for at in [NOW + 100, NOW + 105, NOW + 109] {
+        let unused = digest();
+        let outcome = store
+            .rotate_refresh(&a, refresh(&unused, at), at, at + DAY, 10)
+            .await
+            .unwrap();
+        let Rotation::Retried {
+            session: retried,
+            user: owner,
+            salt,
+        } = outcome
+        else {
+            panic!("a retry within the grace was not answered: {outcome:?}");
+        };
+        assert_eq!(salt, format!("salt-{b}"), "the successor's salt");
+        assert_eq!(
+            (retried.sid.as_str(), retried.last_used_at),
+            (session.sid.as_str(), at)
+        );
+        assert_eq!(owner.id, user.id);
+        // Nothing new is stored: the chain does not grow.
+        assert_eq!(store.find_refresh(&unused).await.unwrap(), None);
+    }
+    assert!(all_events(&*store, NOW).await.is_empty());
+    let live = store.find_session(&session.sid).await.unwrap().unwrap();
+    assert_eq!(live.revoked_at, None);
+    // The successor is still the one live token, and rotates as usual.
+    assert_eq!(store.find_refresh(&b).await.unwrap().unwrap().used_at, None);
+    assert!(matches!(
+        rotate(&*store, &b, NOW + 110).await.0,
+        Rotation::Rotated { .. }
+    ));
+}
+
+/// Outside the grace, or once the successor was used (the client did get
+/// its answer), presenting a rotated token again is reuse, as without a
+/// grace: the session ends.
+pub async fn past_the_grace_or_after_the_successor_was_used_a_retry_is_reuse(
+    backend: &dyn Backend,
+) {
+    let store = backend.store();
+    // Past the grace.
+    let (_, late, a) = user_with_session(&*store, "alice@example.com").await;
+    let (_, b) = rotate(&*store, &a, NOW + 100).await;
+    let outcome = store
+        .rotate_refresh(&a, refresh(&digest(), NOW + 110), NOW + 110, NOW + DAY, 10)
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, Rotation::Reused { ref event } if event.value == late.sid),
+        "{outcome:?}"
+    );
+    assert_eq!(rotate(&*store, &b, NOW + 111).await.0, Rotation::Invalid);
+
+    // Within the grace, but the successor was used.
+    let (_, used, c) = user_with_session(&*store, "bob@example.com").await;
+    let (_, d) = rotate(&*store, &c, NOW + 100).await;
+    assert!(matches!(
+        rotate(&*store, &d, NOW + 101).await.0,
+        Rotation::Rotated { .. }
+    ));
+    let outcome = store
+        .rotate_refresh(&c, refresh(&digest(), NOW + 102), NOW + 102, NOW + DAY, 10)
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, Rotation::Reused { ref event } if event.value == used.sid),
+        "{outcome:?}"
+    );
+
+    // A grace of 0 is no grace.
+    let (_, none, e) = user_with_session(&*store, "carol@example.com").await;
+    rotate(&*store, &e, NOW + 100).await;
+    let outcome = store
+        .rotate_refresh(&e, refresh(&digest(), NOW + 100), NOW + 100, NOW + DAY, 0)
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, Rotation::Reused { ref event } if event.value == none.sid),
+        "{outcome:?}"
+    );
+
+    // An ended session gets no grace.
+    let (_, ended, f) = user_with_session(&*store, "dave@example.com").await;
+    rotate(&*store, &f, NOW + 100).await;
+    store
+        .revoke_session(
+            &ended.sid,
+            revocation(RevocationKind::Session, &ended.sid, NOW + 101, NOW + DAY),
+        )
+        .await
+        .unwrap();
+    let outcome = store
+        .rotate_refresh(&f, refresh(&digest(), NOW + 102), NOW + 102, NOW + DAY, 10)
+        .await
+        .unwrap();
+    assert_eq!(outcome, Rotation::Invalid);
+}
+
+/// Many simultaneous presentations of one token within the grace (a client
+/// that retries while its first request is still in flight): one rotates,
+/// every other one is a retry of that rotation, and one successor exists.
+pub async fn concurrent_retries_within_the_grace_rotate_once_and_share_the_successor(
+    backend: &dyn Backend,
+) {
+    let store = backend.store();
+    let (_, session, a) = user_with_session(&*store, "alice@example.com").await;
+    let n = 16;
+    let start = Arc::new(tokio::sync::Barrier::new(n));
+    let mut tasks = Vec::new();
+    for _ in 0..n {
+        let store = Arc::clone(&store);
+        let start = Arc::clone(&start);
+        let a = a.clone();
+        tasks.push(tokio::spawn(async move {
+            let next = digest();
+            start.wait().await;
+            let outcome = store
+                .rotate_refresh(&a, refresh(&next, NOW + 1), NOW + 1, NOW + DAY, 10)
+                .await;
+            (outcome, next)
+        }));
+    }
+    let mut rotated = Vec::new();
+    let mut salts = BTreeSet::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            (Ok(Rotation::Rotated { .. }), next) => rotated.push(next),
+            (Ok(Rotation::Retried { salt, .. }), _) => {
+                salts.insert(salt);
+            }
+            (other, _) => panic!("not a rotation or a retry: {other:?}"),
+        }
+    }
+    assert_eq!(rotated.len(), 1, "exactly one rotation wins");
+    assert_eq!(salts, BTreeSet::from([format!("salt-{}", rotated[0])]));
+    assert!(all_events(&*store, NOW).await.is_empty());
+    let live = store.find_session(&session.sid).await.unwrap().unwrap();
+    assert_eq!(live.revoked_at, None);
 }
 
 /// Every kind of write at once on the same users and sessions: a store
@@ -777,11 +934,13 @@ pub async fn concurrent_rotations_revocations_and_purges_all_succeed(backend: &d
                     let next = digest();
                     let now = NOW + 10 * round + step;
                     match store
-                        .rotate_refresh(&current, refresh(&next, now), now, now + DAY)
+                        .rotate_refresh(&current, refresh(&next, now), now, now + DAY, 0)
                         .await?
                     {
                         Rotation::Rotated { .. } => current = next,
-                        Rotation::Reused { .. } | Rotation::Invalid => break,
+                        Rotation::Reused { .. } | Rotation::Invalid | Rotation::Retried { .. } => {
+                            break;
+                        }
                     }
                 }
                 Ok(())
@@ -1187,6 +1346,7 @@ pub async fn purging_removes_only_what_can_no_longer_matter(backend: &dyn Backen
                 digest: stale.clone(),
                 created_at: NOW,
                 expires_at: NOW + 100,
+                salt: None,
             },
         )
         .await
@@ -1397,7 +1557,7 @@ pub async fn a_closed_store_is_unavailable_for_every_call(backend: &dyn Backend)
         (
             "rotate_refresh",
             store
-                .rotate_refresh(&a, refresh(&digest(), NOW), NOW, NOW + 900)
+                .rotate_refresh(&a, refresh(&digest(), NOW), NOW, NOW + 900, 0)
                 .await
                 .map(drop),
         ),
@@ -1499,7 +1659,7 @@ pub async fn a_revoking_write_whose_commit_fails_is_unavailable_and_leaves_nothi
         (
             "rotate_refresh (reuse)",
             store
-                .rotate_refresh(&a, refresh(&digest(), NOW + 2), NOW + 2, NOW + DAY)
+                .rotate_refresh(&a, refresh(&digest(), NOW + 2), NOW + 2, NOW + DAY, 0)
                 .await
                 .map(drop),
         ),
@@ -1557,6 +1717,7 @@ pub async fn no_plaintext_refresh_token_or_client_secret_is_stored(backend: &dyn
             refresh(&opaque::digest(rotated_to.expose()), NOW + 1),
             NOW + 1,
             NOW + DAY,
+            0,
         )
         .await
         .unwrap();

@@ -297,6 +297,7 @@ async fn rotate_concurrently(stores: &[Arc<dyn Store>], n: usize) -> (usize, usi
         digest: digest.to_owned(),
         created_at: NOW,
         expires_at: NOW + 3600,
+        salt: None,
     };
     stores[stores.len() - 1]
         .create_session(session, refresh("a"))
@@ -311,7 +312,9 @@ async fn rotate_concurrently(stores: &[Arc<dyn Store>], n: usize) -> (usize, usi
         let next = refresh(&format!("next-{i}"));
         tasks.push(tokio::spawn(async move {
             start.wait().await;
-            store.rotate_refresh("a", next, NOW + 1, NOW + 3600).await
+            store
+                .rotate_refresh("a", next, NOW + 1, NOW + 3600, 0)
+                .await
         }));
     }
     let (mut rotated, mut reused, mut invalid) = (0, 0, 0);
@@ -320,6 +323,7 @@ async fn rotate_concurrently(stores: &[Arc<dyn Store>], n: usize) -> (usize, usi
             Ok(Rotation::Rotated { .. }) => rotated += 1,
             Ok(Rotation::Reused { .. }) => reused += 1,
             Ok(Rotation::Invalid) => invalid += 1,
+            Ok(retried @ Rotation::Retried { .. }) => panic!("no grace, yet {retried:?}"),
             Err(err) => panic!("a concurrent rotation failed: {err}"),
         }
     }
