@@ -92,6 +92,7 @@ fn main() -> std::io::Result<()> {
             kid: fx.ed.kid().to_owned(),
             alg: "EdDSA".to_owned(),
             thumbprint: fx.ed.kid().to_owned(),
+            status: None,
         }],
         access_token_ttl: Some(900),
         refresh_token_ttl: None,

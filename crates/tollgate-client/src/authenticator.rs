@@ -421,6 +421,7 @@ impl AuthenticatorBuilder {
                     source.clone(),
                     self.jwks_refresh,
                 )));
+                tasks.push(tokio::spawn(crate::jwks::follow_rotations(source.clone())));
                 Some(source)
             }
             _ => None,
@@ -447,6 +448,7 @@ impl AuthenticatorBuilder {
                     revocations: revocations.clone(),
                     status: status.clone(),
                     config: self.feed,
+                    keys: key_source.clone(),
                 };
                 tasks.push(tokio::spawn(follower.run()));
                 status
@@ -1003,6 +1005,7 @@ impl Authenticator {
                     kid: key.kid().to_owned(),
                     alg: key.alg().as_str().to_owned(),
                     thumbprint: key.thumbprint().ok()?,
+                    status: None,
                 })
             })
             .collect();

@@ -15,6 +15,9 @@
 //! `Authenticator`'s health and decides, with the feed-down policy, whether
 //! local validation may be trusted.
 //!
+//! A `keys` event (a rotation) revokes nothing: it only moves the cursor
+//! and tells the JWKS cache to refetch at once (see [`crate::jwks`]).
+//!
 //! A connection that dies silently is noticed after `idle_timeout` without
 //! a byte (the token service sends a keep-alive every 15 s).
 
@@ -25,10 +28,11 @@ use std::time::Duration;
 
 use reqwest::header;
 use tokio::time::Instant;
-use tollgate_core::wire::{RevocationEvent, RevocationPage};
+use tollgate_core::wire::{RevocationEvent, RevocationKind, RevocationPage};
 
 use crate::RevocationSet;
 use crate::http::{Credentials, Failure, Http, send_failure, status_failure};
+use crate::jwks::KeySource;
 use crate::sse::SseParser;
 
 /// Where the revocation feed is.
@@ -194,6 +198,8 @@ pub(crate) struct Follower {
     pub revocations: Arc<RevocationSet>,
     pub status: Arc<FeedStatus>,
     pub config: FeedConfig,
+    /// The JWKS cache, told of each `keys` event (none without a JWKS).
+    pub keys: Option<Arc<KeySource>>,
 }
 
 impl Follower {
@@ -318,6 +324,11 @@ impl Follower {
     }
 
     fn apply(&self, event: &RevocationEvent) {
+        if event.kind == RevocationKind::Keys
+            && let Some(keys) = &self.keys
+        {
+            keys.rotated(event.key_ids());
+        }
         self.revocations.apply(event, crate::clock::now());
         metrics::counter!("tollgate_client_revocations_applied_total").increment(1);
     }

@@ -9,12 +9,21 @@
 //! fails, or a key set the core refuses (a weak key fails the whole set),
 //! leaves the previous keys in place.
 //!
+//! Rotations do not wait for the cool-down: the token service publishes
+//! its next key in the JWKS before it signs (so a fresh token's key is
+//! normally held already), and announces each rotation with a `keys` event
+//! on the revocation feed. The follower hands the event's key ids to
+//! [`KeySource::rotated`]; [`follow_rotations`] then fetches at once, past
+//! the cool-down, and again a few times while the answer lacks one of them
+//! (an instance behind a load balancer that has not read the rotation yet).
+//! Only that event bypasses the cool-down: unknown `kid`s in tokens never do.
+//!
 //! Each key state carries a generation number, so a request that missed a
 //! key can tell whether a fetch happened since it looked, without parsing
 //! the token's header itself.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -58,8 +67,20 @@ pub(crate) struct KeySource {
     /// (0 = never).
     last_attempt: AtomicU64,
     fetches: AtomicU64,
+    /// Whether a fetch is under way (a token whose key is unknown waits for
+    /// it rather than being refused during the cool-down it started).
+    in_flight: AtomicBool,
     lock: tokio::sync::Mutex<()>,
+    /// Key ids a `keys` event named, not yet seen in a fetched set.
+    wanted: std::sync::Mutex<Vec<String>>,
+    /// Wakes [`follow_rotations`].
+    rotation: tokio::sync::Notify,
 }
+
+/// Fetches after a rotation: how often, and how long apart, while the key
+/// set lacks the announced keys.
+const ROTATION_ATTEMPTS: u32 = 10;
+const ROTATION_RETRY: Duration = Duration::from_millis(200);
 
 impl KeySource {
     pub(crate) fn new(
@@ -78,7 +99,10 @@ impl KeySource {
             origin: Instant::now(),
             last_attempt: AtomicU64::new(0),
             fetches: AtomicU64::new(0),
+            in_flight: AtomicBool::new(false),
             lock: tokio::sync::Mutex::new(()),
+            wanted: std::sync::Mutex::new(Vec::new()),
+            rotation: tokio::sync::Notify::new(),
         }
     }
 
@@ -111,6 +135,13 @@ impl KeySource {
     }
 
     async fn fetch_locked(&self) -> Result<usize, Failure> {
+        self.in_flight.store(true, Ordering::Release);
+        let result = self.fetch_inner().await;
+        self.in_flight.store(false, Ordering::Release);
+        result
+    }
+
+    async fn fetch_inner(&self) -> Result<usize, Failure> {
         self.mark_attempt();
         self.fetches.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("tollgate_client_jwks_fetches_total").increment(1);
@@ -144,7 +175,7 @@ impl KeySource {
         if self.state.load().generation != seen {
             return Refetch::Updated;
         }
-        if self.cooling_down() {
+        if self.cooling_down() && !self.in_flight.load(Ordering::Acquire) {
             return Refetch::Unchanged;
         }
         let _guard = self.lock.lock().await;
@@ -159,6 +190,57 @@ impl KeySource {
             Ok(_) if self.state.load().generation != seen => Refetch::Updated,
             Ok(_) => Refetch::Unchanged,
             Err(failure) => Refetch::Failed(failure),
+        }
+    }
+
+    /// A `keys` event named `kids` (the new active and next keys): fetch the
+    /// key set now, past the cool-down, until it holds them.
+    pub(crate) fn rotated<'a>(&self, kids: impl IntoIterator<Item = &'a str>) {
+        let mut wanted = self.wanted.lock().unwrap_or_else(|e| e.into_inner());
+        for kid in kids {
+            if !wanted.iter().any(|w| w == kid) {
+                wanted.push(kid.to_owned());
+            }
+        }
+        drop(wanted);
+        self.rotation.notify_one();
+    }
+
+    /// Forgets the wanted keys the current set holds; whether any is left.
+    fn still_wanted(&self) -> bool {
+        let state = self.state.load();
+        let mut wanted = self.wanted.lock().unwrap_or_else(|e| e.into_inner());
+        wanted.retain(|kid| state.validator.keys().find(kid).is_none());
+        !wanted.is_empty()
+    }
+}
+
+/// Refetches the key set after each announced rotation (see the module
+/// docs), until the task is aborted.
+pub(crate) async fn follow_rotations(source: Arc<KeySource>) {
+    loop {
+        source.rotation.notified().await;
+        for attempt in 0..ROTATION_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(ROTATION_RETRY).await;
+            }
+            if let Err(failure) = source.fetch().await {
+                tracing::warn!(failure = %failure.describe(), "fetching the key set after a rotation failed");
+                continue;
+            }
+            if !source.still_wanted() {
+                break;
+            }
+        }
+        if source.still_wanted() {
+            tracing::warn!(
+                "after a rotation, the token service's key set still lacks the announced keys"
+            );
+            source
+                .wanted
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clear();
         }
     }
 }

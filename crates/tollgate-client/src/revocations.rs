@@ -92,12 +92,20 @@ impl RevocationSet {
     /// Applies one feed event (idempotent). `now` drives the occasional
     /// sweep of expired entries.
     pub fn apply(&self, event: &RevocationEvent, now: UnixTime) {
+        if event.kind == RevocationKind::Keys {
+            // A rotation revokes nothing: only the cursor moves (the feed
+            // follower has the key set refetched).
+            let mut maps = self.write();
+            maps.cursor = maps.cursor.max(event.cursor);
+            return;
+        }
         self.write_then_notify(|maps| {
             maps.apply(event, now);
             match event.kind {
                 RevocationKind::Token => Revoked::Token(&event.value),
                 RevocationKind::Session => Revoked::Session(&event.value),
                 RevocationKind::User => Revoked::User(&event.value),
+                RevocationKind::Keys => Revoked::All,
             }
         });
     }
@@ -239,6 +247,7 @@ impl Maps {
                 entry.0 = entry.0.max(event.at);
                 entry.1 = entry.1.max(event.expires_at);
             }
+            RevocationKind::Keys => {}
         }
         self.cursor = self.cursor.max(event.cursor);
         if now.saturating_sub(self.last_sweep) >= SWEEP_EVERY {

@@ -45,6 +45,9 @@ pub struct Difference {
 /// - the service must accept the algorithm(s) the token service signs with;
 /// - a key both know by `kid` must have the same thumbprint, and the service
 ///   must know at least one of the token service's keys;
+/// - when the token service says which key is `active` and which is `next`,
+///   the service must hold both: without the next key, the next rotation
+///   refuses fresh tokens there ("rotation without overlap");
 /// - lifetimes, leeway and the secret fingerprint must be equal when both
 ///   report them.
 pub fn compare(reference: &Fingerprint, service: &Fingerprint) -> Vec<Difference> {
@@ -102,6 +105,33 @@ pub fn compare(reference: &Fingerprint, service: &Fingerprint) -> Vec<Difference
                 .join(",")
         };
         differ("keys", kids(reference), kids(service));
+    } else if !service.keys.is_empty() {
+        let lacking: Vec<String> = reference
+            .keys
+            .iter()
+            .filter_map(|r| {
+                let status = r.status.as_deref()?;
+                let needed = status == "active" || status == "next";
+                let held = service.keys.iter().any(|k| k.kid == r.kid);
+                (needed && !held).then(|| format!("{} ({status})", r.kid))
+            })
+            .collect();
+        if !lacking.is_empty() {
+            let kids = service
+                .keys
+                .iter()
+                .map(|k| k.kid.as_str())
+                .collect::<Vec<_>>()
+                .join(",");
+            differ(
+                "keys",
+                format!(
+                    "{} (rotation without overlap: a service must hold the active and the next key)",
+                    lacking.join(", ")
+                ),
+                kids,
+            );
+        }
     }
     let mut optional = |field, a: Option<String>, b: Option<String>| {
         if let (Some(a), Some(b)) = (a, b)
@@ -210,6 +240,7 @@ mod tests {
                 kid: "k1".into(),
                 alg: "EdDSA".into(),
                 thumbprint: "t1".into(),
+                status: None,
             }],
             access_token_ttl: Some(900),
             refresh_token_ttl: Some(604800),
@@ -237,6 +268,34 @@ mod tests {
             .map(|d| d.field)
             .collect();
         assert_eq!(fields, ["issuer", "audiences", "keys", "leeway"]);
+    }
+
+    #[test]
+    fn a_service_without_the_next_key_is_a_rotation_without_overlap() {
+        let key = |kid: &str, status: Option<&str>| FingerprintKey {
+            kid: kid.into(),
+            alg: "EdDSA".into(),
+            thumbprint: format!("t-{kid}"),
+            status: status.map(str::to_owned),
+        };
+        let mut reference = print();
+        reference.keys = vec![
+            key("k0", Some("verify_only")),
+            key("k1", Some("active")),
+            key("k2", Some("next")),
+        ];
+        let mut service = print();
+        service.keys = vec![key("k1", None), key("k2", None)];
+        assert!(compare(&reference, &service).is_empty());
+        service.keys = vec![key("k0", None), key("k1", None)];
+        let differences = compare(&reference, &service);
+        assert_eq!(differences.len(), 1);
+        assert_eq!(differences[0].field, "keys");
+        assert!(
+            differences[0].expected.contains("k2 (next)")
+                && differences[0].expected.contains("rotation without overlap"),
+            "{differences:?}"
+        );
     }
 
     #[test]

@@ -243,6 +243,11 @@ pub enum RevocationKind {
     Session,
     /// Every token of a user (or client) issued before `at`.
     User,
+    /// Not a revocation: the signing keys rotated. `value` names the key
+    /// ids a follower must now hold, the active key's then the next key's,
+    /// separated by a space ([`RevocationEvent::key_ids`]). An SDK
+    /// refetches the JWKS at once (past its cool-down) until it holds them.
+    Keys,
 }
 
 wire! {
@@ -252,7 +257,8 @@ wire! {
         pub cursor: u64,
         /// What is revoked.
         pub kind: RevocationKind,
-        /// The `jti`, `sid` or `sub` revoked.
+        /// The `jti`, `sid` or `sub` revoked (for `keys`: the key ids, see
+        /// [`RevocationKind::Keys`]).
         pub value: String,
         /// When the revocation happened; for `user`, the cut-off: tokens
         /// issued before it are dead.
@@ -260,6 +266,18 @@ wire! {
         /// After this moment every token the entry could kill has expired,
         /// so the entry may be forgotten.
         pub expires_at: UnixTime,
+    }
+}
+
+impl RevocationEvent {
+    /// For a `keys` event: the key ids it names (active, then next).
+    pub fn key_ids(&self) -> impl Iterator<Item = &str> {
+        let ids = if self.kind == RevocationKind::Keys {
+            self.value.as_str()
+        } else {
+            ""
+        };
+        ids.split(' ').filter(|id| !id.is_empty())
     }
 }
 
@@ -284,6 +302,10 @@ wire! {
         pub alg: String,
         /// RFC 7638 thumbprint.
         pub thumbprint: String,
+        /// The key's status at the token service (`next`, `active`,
+        /// `verify_only`); services omit it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub status: Option<String>,
     }
 }
 

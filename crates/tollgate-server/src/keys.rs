@@ -94,15 +94,21 @@ impl KeyPolicy {
             .with_leeway(self.leeway)
             .with_max_lifetime(self.max_lifetime)
             .with_algorithms(&algorithms);
-        let jwks = serde_json::to_vec(&verifying.to_jwks())
+        let jwks = serde_json::to_vec(&ring.jwks(now)?)
             .map_err(|_| tollgate_core::Error::InvalidJwk("the key set does not serialize"))?;
         let mut fingerprint_keys = Vec::new();
         for key in verifying.iter() {
             if let Ok(thumbprint) = key.thumbprint() {
+                let status = ring
+                    .keys()
+                    .iter()
+                    .find(|k| k.kid() == key.kid())
+                    .map(|k| k.status.as_str().to_owned());
                 fingerprint_keys.push(FingerprintKey {
                     kid: key.kid().to_owned(),
                     alg: key.alg().as_str().to_owned(),
                     thumbprint,
+                    status,
                 });
             }
         }

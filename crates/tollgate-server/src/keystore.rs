@@ -8,10 +8,16 @@
 //! only here. HS256 keys are never stored: they are the configured shared
 //! secret ([`hmac_ring`]).
 //!
+//! Rotation is seamless: the ring always holds a `next` key, published in
+//! the JWKS (and verifying) before it signs. [`rotate`] promotes it to
+//! active, publishes a new next key, and appends a `keys` event to the
+//! revocation feed in the same transaction, so that every instance and
+//! every following SDK reloads its keys at once ([`KEYS_EVENT_TTL`]).
+//!
 //! Concurrency: two writers (two instances, or the server and the CLI) may
-//! rotate at once. The store keeps at most one active key: of two writes
-//! that each demote the key they read and add their own, the second is
-//! `StoreError::Conflict("key")` and writes nothing. [`rotate`] then reads
+//! rotate at once. The store keeps at most one active and one next key: of
+//! two writes that each promote the next key they read and add their own
+//! next key, the second is `StoreError::Conflict("key")` and writes nothing. [`rotate`] then reads
 //! the ring again (now with the winner's key) and rotates once more on top
 //! of it; only a second conflict in a row is an error
 //! ([`ServerError::RotationConflict`]). Every instance converges on the
@@ -86,6 +92,11 @@ pub async fn save(
     if keys.is_empty() {
         return Ok(());
     }
+    store.save_keys(&records(master, keys)?).await?;
+    Ok(())
+}
+
+fn records(master: Option<&MasterKey>, keys: &[ManagedKey]) -> Result<Vec<KeyRecord>, ServerError> {
     let mut records = Vec::with_capacity(keys.len());
     for key in keys {
         records.push(KeyRecord {
@@ -97,8 +108,7 @@ pub async fn save(
             material: seal::seal(master, key.kid(), key.material()).map_err(ServerError::Keys)?,
         });
     }
-    store.save_keys(&records).await?;
-    Ok(())
+    Ok(records)
 }
 
 /// A new key of `alg`, generated on the blocking pool (RSA generation takes
@@ -113,9 +123,30 @@ pub async fn generate(alg: Algorithm, now: UnixTime) -> Result<ManagedKey, Serve
         .map_err(ServerError::Keys)
 }
 
-/// Rotates: a new key of `alg` becomes active now, the previous active key
-/// verifies for `overlap` more seconds. Reads the ring fresh from the store
-/// so that a rotation elsewhere is not undone. Returns the new key's id.
+/// `count` new keys of `alg`.
+async fn generate_keys(
+    alg: Algorithm,
+    now: UnixTime,
+    count: usize,
+) -> Result<Vec<ManagedKey>, ServerError> {
+    let mut keys = Vec::with_capacity(count);
+    for _ in 0..count {
+        keys.push(generate(alg, now).await?);
+    }
+    Ok(keys)
+}
+
+/// How long a `keys` event stays on the feed: a follower that reconnects
+/// within this time still reads it (one that comes back later refetches the
+/// key set on its own, at start or on the first unknown key).
+pub const KEYS_EVENT_TTL: u64 = 3600;
+
+/// Rotates: the next key (published before, so every verifier holds it)
+/// becomes active now, a new next key of `alg` is published, and the
+/// previous active key verifies for `overlap` more seconds. Reads the ring
+/// fresh from the store so that a rotation elsewhere is not undone. Appends
+/// a `keys` event to the feed with the write. Returns the new active key's
+/// id.
 ///
 /// When another writer rotated between the read and the write (the store
 /// refuses a second active key), tries once more on top of its key; a
@@ -152,17 +183,29 @@ async fn rotate_once(
     overlap: u64,
 ) -> Result<String, ServerError> {
     let mut ring = load_ring(store, master).await?;
-    let new = generate(alg, now).await?;
-    let kid = new.kid().to_owned();
-    let changed = ring.rotate(new, now, overlap);
-    save(store, master, &changed).await?;
+    let fresh = generate_keys(alg, now, ring.keys_needed(alg)).await?;
+    let changed = ring
+        .rotate(fresh, now, overlap)
+        .map_err(ServerError::Keys)?;
+    let (Some(active), Some(next)) = (ring.active(), ring.next()) else {
+        return Err(ServerError::Keys(tollgate_core::Error::InvalidKey(
+            "a rotation left no active or no next key",
+        )));
+    };
+    let kid = active.kid().to_owned();
+    let key_ids = format!("{kid} {}", next.kid());
+    let records = records(master, &changed)?;
+    store
+        .rotate_keys(&records, &key_ids, now, now.saturating_add(KEYS_EVENT_TTL))
+        .await?;
     Ok(kid)
 }
 
 /// Retires verify-only keys whose overlap has passed and makes sure an
-/// active key of `alg` exists (creating the first key, or rotating when the
-/// configured algorithm changed). Returns the ring as stored afterwards and
-/// the id of a key it created, if any.
+/// active and a next key of `alg` exist (creating the first keys, rotating
+/// when the configured algorithm changed, or publishing a next key in a
+/// store from before next keys). Returns the ring as stored afterwards and
+/// the id of an active key it created, if any.
 pub async fn prepare(
     store: &dyn Store,
     master: Option<&MasterKey>,
@@ -177,13 +220,27 @@ pub async fn prepare(
     let expired = ring.expire(now);
     save(store, master, &expired).await?;
     if ring.active().is_some_and(|key| key.alg() == alg) {
+        if ring.lacks_next() {
+            let next = generate(alg, now).await?;
+            let changed = ring.add_next(next, now, overlap);
+            // Another instance starting at once may have published one:
+            // then its key is the next one, and ours is not needed.
+            match save(store, master, &changed).await {
+                Err(ServerError::Store(StoreError::Conflict(_))) => {
+                    ring = load_ring(store, master).await?;
+                }
+                other => other?,
+            }
+        }
         return Ok((ring, None));
     }
-    let new = generate(alg, now).await?;
-    let kid = new.kid().to_owned();
-    let changed = ring.rotate(new, now, overlap);
+    let fresh = generate_keys(alg, now, ring.keys_needed(alg)).await?;
+    let changed = ring
+        .rotate(fresh, now, overlap)
+        .map_err(ServerError::Keys)?;
+    let kid = ring.active().map(|k| k.kid().to_owned());
     save(store, master, &changed).await?;
-    Ok((ring, Some(kid)))
+    Ok((ring, kid))
 }
 
 /// The one-key ring of an HS256 deployment: the shared secret, never stored.
@@ -194,8 +251,8 @@ pub fn hmac_ring(secret: Option<&Secret>, now: UnixTime) -> Result<KeyRing, Serv
 }
 
 /// The keys of a ring as the admin API and `tollgate keys list` show them:
-/// newest first; keys made in the same second by status (the active one
-/// first), so the order never depends on random key ids.
+/// newest first; keys made in the same second by status (next, active,
+/// verify-only, retired), so the order never depends on random key ids.
 pub fn key_list(ring: &KeyRing) -> KeyList {
     let mut keys: Vec<KeyInfo> = ring
         .keys()
@@ -209,9 +266,10 @@ pub fn key_list(ring: &KeyRing) -> KeyList {
         })
         .collect();
     let rank = |status: &str| match status {
-        "active" => 0,
-        "verify_only" => 1,
-        _ => 2,
+        "next" => 0,
+        "active" => 1,
+        "verify_only" => 2,
+        _ => 3,
     };
     keys.sort_by(|a, b| {
         b.created_at

@@ -275,7 +275,8 @@ impl ServerBuilder {
         let keys = KeyManager::start(&config, store.clone(), now).await?;
         let revocations = RevocationView::new(RevocationView::max_age(options.poll_interval));
         let pump = Pump::new();
-        pump.catch_up(store.as_ref(), &revocations, now).await?;
+        pump.catch_up(store.as_ref(), &revocations, &keys, now)
+            .await?;
         let passwords = PasswordPool::new(options.hash_slots)
             .await
             .map_err(ServerError::Passwords)?;
@@ -447,7 +448,12 @@ async fn pump_loop(state: AppState) {
         }
         match state
             .pump
-            .catch_up(state.store.as_ref(), &state.revocations, state.now())
+            .catch_up(
+                state.store.as_ref(),
+                &state.revocations,
+                &state.keys,
+                state.now(),
+            )
             .await
         {
             Ok(_) => failing = false,

@@ -33,6 +33,8 @@ use tollgate_core::wire::{RevocationEvent, RevocationKind};
 use tollgate_core::{Revocations, UnixTime};
 use tollgate_store::{Store, StoreError};
 
+use crate::keys::KeyManager;
+
 /// How many events one store read returns at most.
 pub(crate) const PAGE: u32 = 500;
 
@@ -104,6 +106,8 @@ impl RevocationView {
                     entry.0 = entry.0.max(event.at);
                     entry.1 = entry.1.max(event.expires_at);
                 }
+                // A rotation revokes nothing (the pump reloads the keys).
+                RevocationKind::Keys => {}
             }
         }
     }
@@ -233,11 +237,15 @@ impl Pump {
     }
 
     /// Reads every event after the cursor, applies and publishes them.
-    /// Marks the view stale when the store cannot be read.
+    /// Marks the view stale when the store cannot be read. A `keys` event
+    /// (a rotation, here or at another instance) reloads `keys` before it
+    /// is published, so an SDK that refetches the JWKS on it from this
+    /// instance finds the new keys.
     pub async fn catch_up(
         &self,
         store: &dyn Store,
         view: &RevocationView,
+        keys: &KeyManager,
         now: UnixTime,
     ) -> Result<usize, StoreError> {
         let _reading = self.reading.lock().await;
@@ -255,6 +263,11 @@ impl Pump {
                 }
             };
             view.apply(&events);
+            if events.iter().any(|e| e.kind == RevocationKind::Keys)
+                && let Err(error) = keys.reload(now).await
+            {
+                tracing::warn!(error = %error, "reloading signing keys after a rotation failed");
+            }
             let full = events.len() == PAGE as usize;
             for event in events {
                 self.cursor.fetch_max(event.cursor, Ordering::Relaxed);

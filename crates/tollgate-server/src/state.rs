@@ -163,6 +163,7 @@ impl AppState {
                 RevocationKind::Token => "token",
                 RevocationKind::Session => "session",
                 RevocationKind::User => "user",
+                RevocationKind::Keys => "keys",
             };
             ::metrics::counter!(metrics::REVOCATIONS, "kind" => kind).increment(1);
         }

@@ -394,4 +394,16 @@ pub trait Store: Send + Sync + 'static {
     /// key is `active`: a call that would leave two is `Conflict("key")` and
     /// writes nothing, so two processes rotating at once cannot both win.
     async fn save_keys(&self, keys: &[KeyRecord]) -> Result<(), StoreError>;
+    /// A rotation: saves `keys` as [`Store::save_keys`] does (at most one
+    /// `active` and one `next` key, else `Conflict("key")` and nothing
+    /// written) and appends a `keys` event naming `key_ids` (the active key,
+    /// then the next one) to the feed in the same transaction, so every
+    /// follower learns of the rotation in feed order.
+    async fn rotate_keys(
+        &self,
+        keys: &[KeyRecord],
+        key_ids: &str,
+        at: UnixTime,
+        expires_at: UnixTime,
+    ) -> Result<RevocationEvent, StoreError>;
 }

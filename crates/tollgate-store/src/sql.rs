@@ -107,6 +107,7 @@ pub(crate) fn kind_name(kind: RevocationKind) -> &'static str {
         RevocationKind::Token => "token",
         RevocationKind::Session => "session",
         RevocationKind::User => "user",
+        RevocationKind::Keys => "keys",
     }
 }
 
@@ -116,6 +117,7 @@ pub(crate) fn parse_kind(name: &str) -> Result<RevocationKind, StoreError> {
         "token" => Ok(RevocationKind::Token),
         "session" => Ok(RevocationKind::Session),
         "user" => Ok(RevocationKind::User),
+        "keys" => Ok(RevocationKind::Keys),
         _ => Err(StoreError::Corrupt(format!(
             "unknown revocation kind {name:?}"
         ))),
@@ -149,6 +151,7 @@ mod tests {
             RevocationKind::Token,
             RevocationKind::Session,
             RevocationKind::User,
+            RevocationKind::Keys,
         ] {
             assert_eq!(parse_kind(kind_name(kind)).unwrap(), kind);
         }

@@ -937,33 +937,60 @@ impl<D: Dialect> Store for SqlStore<D> {
     }
 
     async fn save_keys(&self, keys: &[KeyRecord]) -> Result<(), StoreError> {
-        // Demotions before promotions: the one-active-key index is checked
-        // per statement, so the old active key must step down first.
-        let mut ordered: Vec<&KeyRecord> = keys.iter().collect();
-        ordered.sort_by_key(|key| key.status == "active");
         let mut tx = self.write().await?;
-        for key in ordered {
-            execute::<D>(
-                &mut tx,
-                concat!(
-                    "INSERT INTO signing_keys (",
-                    key_columns!(),
-                    ") VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (kid) DO UPDATE SET",
-                    " alg = excluded.alg, status = excluded.status, created_at = excluded.created_at,",
-                    " retire_at = excluded.retire_at, material = excluded.material"
-                ),
-                &[
-                    Arg::Text(&key.kid),
-                    Arg::Text(&key.alg),
-                    Arg::Text(&key.status),
-                    Arg::Int(to_db(key.created_at)),
-                    Arg::MaybeInt(key.retire_at.map(to_db)),
-                    Arg::Bytes(&key.material),
-                ],
-            )
-            .await
-            .map_err(conflict("key"))?;
-        }
+        write_keys::<D>(&mut tx, keys).await?;
         commit(tx).await
     }
+
+    async fn rotate_keys(
+        &self,
+        keys: &[KeyRecord],
+        key_ids: &str,
+        at: UnixTime,
+        expires_at: UnixTime,
+    ) -> Result<RevocationEvent, StoreError> {
+        let mut tx = self.write().await?;
+        write_keys::<D>(&mut tx, keys).await?;
+        let event =
+            append_event::<D>(&mut tx, RevocationKind::Keys, key_ids, at, expires_at).await?;
+        commit(tx).await?;
+        Ok(event)
+    }
+}
+
+/// Inserts or updates `keys` inside the caller's transaction. The
+/// one-active-key and one-next-key indexes are checked per statement, so
+/// keys leave a status before others take it: demotions first, then
+/// promotions to active (a next key stepping up frees the next slot), then
+/// the new next key.
+async fn write_keys<D: Dialect>(tx: &mut Conn<D>, keys: &[KeyRecord]) -> Result<(), StoreError> {
+    let mut ordered: Vec<&KeyRecord> = keys.iter().collect();
+    ordered.sort_by_key(|key| match key.status.as_str() {
+        "active" => 1,
+        "next" => 2,
+        _ => 0,
+    });
+    for key in ordered {
+        execute::<D>(
+            tx,
+            concat!(
+                "INSERT INTO signing_keys (",
+                key_columns!(),
+                ") VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (kid) DO UPDATE SET",
+                " alg = excluded.alg, status = excluded.status, created_at = excluded.created_at,",
+                " retire_at = excluded.retire_at, material = excluded.material"
+            ),
+            &[
+                Arg::Text(&key.kid),
+                Arg::Text(&key.alg),
+                Arg::Text(&key.status),
+                Arg::Int(to_db(key.created_at)),
+                Arg::MaybeInt(key.retire_at.map(to_db)),
+                Arg::Bytes(&key.material),
+            ],
+        )
+        .await
+        .map_err(conflict("key"))?;
+    }
+    Ok(())
 }

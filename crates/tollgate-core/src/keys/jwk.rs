@@ -42,6 +42,12 @@ pub struct Jwk {
     /// RSA public exponent (base64url).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub e: Option<String>,
+    /// Where the key is in its life (`next`, `active`, `verify_only`): a
+    /// Tollgate member (RFC 7517 §4 lets a reader ignore members it does
+    /// not know). A `next` key is published before it signs, so verifiers
+    /// hold it when a rotation promotes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
     /// Private members must never be in a public set; present only so that
     /// import can refuse them.
     #[serde(default, skip_serializing)]
@@ -149,6 +155,7 @@ pub(super) fn public_jwk(key: &VerifyingKey) -> Option<Jwk> {
         y: None,
         n: None,
         e: None,
+        status: None,
         d: None,
         k: None,
     };

@@ -108,6 +108,10 @@ impl FromStr for Algorithm {
 /// Where a key is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum KeyStatus {
+    /// Published and verifying, but not yet signing: the key the next
+    /// rotation promotes. Every verifier holds it before it signs, so a
+    /// rotation never refuses a fresh token. At most one key is next.
+    Next,
     /// Signs new tokens and verifies. Exactly one key is active.
     Active,
     /// No longer signs; still verifies and is published until every token it
@@ -118,9 +122,10 @@ pub enum KeyStatus {
 }
 
 impl KeyStatus {
-    /// The wire name (`active`, `verify_only`, `retired`).
+    /// The wire name (`next`, `active`, `verify_only`, `retired`).
     pub fn as_str(self) -> &'static str {
         match self {
+            KeyStatus::Next => "next",
             KeyStatus::Active => "active",
             KeyStatus::VerifyOnly => "verify_only",
             KeyStatus::Retired => "retired",
@@ -130,6 +135,7 @@ impl KeyStatus {
     /// Parses the wire name.
     pub fn from_name(name: &str) -> Option<KeyStatus> {
         match name {
+            "next" => Some(KeyStatus::Next),
             "active" => Some(KeyStatus::Active),
             "verify_only" => Some(KeyStatus::VerifyOnly),
             "retired" => Some(KeyStatus::Retired),

@@ -1,11 +1,16 @@
-//! [`KeyRing`]: which key signs, which verify, and when an old key retires.
+//! [`KeyRing`]: which key signs, which verify, which signs next, and when
+//! an old key retires.
 //!
-//! Rotation never invalidates a token before its expiry: the new key signs
-//! at once, the previous active key becomes verify-only until
-//! `now + overlap` (the longest lifetime of any token it may have signed,
-//! plus leeway), and only then retires and leaves the JWKS.
+//! Rotation never refuses a good token, old or fresh:
+//! - the key a rotation promotes was published beforehand as the `next`
+//!   key (it verifies and is in the JWKS, but does not sign), so every
+//!   verifier already holds it when it starts signing; a rotation promotes
+//!   it to active and publishes a new next key;
+//! - the previous active key becomes verify-only until `now + overlap`
+//!   (the longest lifetime of any token it may have signed, plus leeway),
+//!   and only then retires and leaves the JWKS.
 
-use super::{KeyStatus, ManagedKey, SigningKey, VerifyingKeys};
+use super::{Algorithm, Jwks, KeyStatus, ManagedKey, SigningKey, VerifyingKeys};
 use crate::{Error, UnixTime};
 
 /// A set of managed keys and the rotation policy over them.
@@ -27,9 +32,19 @@ impl KeyRing {
 
     /// The key that signs: the newest active one.
     pub fn active(&self) -> Option<&ManagedKey> {
+        self.newest(KeyStatus::Active)
+    }
+
+    /// The pre-published key the next rotation promotes: the newest `next`
+    /// one.
+    pub fn next(&self) -> Option<&ManagedKey> {
+        self.newest(KeyStatus::Next)
+    }
+
+    fn newest(&self, status: KeyStatus) -> Option<&ManagedKey> {
         self.keys
             .iter()
-            .filter(|k| k.status == KeyStatus::Active)
+            .filter(|k| k.status == status)
             .max_by_key(|k| k.created_at)
     }
 
@@ -40,21 +55,98 @@ impl KeyRing {
             .signing_key()
     }
 
-    /// Makes `new` the active key. Every other active key becomes
-    /// verify-only until `now + overlap`. Returns the keys whose state changed
-    /// (the new one first), for the caller to persist.
-    pub fn rotate(&mut self, mut new: ManagedKey, now: UnixTime, overlap: u64) -> Vec<ManagedKey> {
+    /// How many new keys of `alg` a [`KeyRing::rotate`] needs: one (the new
+    /// next key) when a next key of `alg` waits to be promoted, else two
+    /// (a new active key and a new next key).
+    pub fn keys_needed(&self, alg: Algorithm) -> usize {
+        if self.next().is_some_and(|k| k.alg() == alg) {
+            1
+        } else {
+            2
+        }
+    }
+
+    /// Rotates: the next key becomes active (or, when there is no next key
+    /// of their algorithm, the first of `fresh`), and the last of `fresh`
+    /// becomes the new next key. Every other active or next key becomes
+    /// verify-only until `now + overlap`. `fresh` must hold exactly
+    /// [`KeyRing::keys_needed`] new keys of one algorithm. Returns the keys
+    /// whose state changed, for the caller to persist.
+    pub fn rotate(
+        &mut self,
+        mut fresh: Vec<ManagedKey>,
+        now: UnixTime,
+        overlap: u64,
+    ) -> Result<Vec<ManagedKey>, Error> {
+        let alg = fresh
+            .first()
+            .ok_or(Error::InvalidKey("a rotation needs a new key"))?
+            .alg();
+        if fresh.len() != self.keys_needed(alg) || fresh.iter().any(|k| k.alg() != alg) {
+            return Err(Error::InvalidKey(
+                "a rotation needs exactly the new keys the ring asks for, of one algorithm",
+            ));
+        }
+        let promoted = self
+            .next()
+            .filter(|k| k.alg() == alg)
+            .map(|k| k.kid().to_owned());
+        let mut next = fresh.pop().ok_or(Error::InvalidKey("no new next key"))?;
+        next.status = KeyStatus::Next;
+        next.retire_at = None;
         let mut changed = Vec::new();
-        new.status = KeyStatus::Active;
-        new.retire_at = None;
         for key in &mut self.keys {
-            if key.status == KeyStatus::Active {
+            if promoted.as_deref() == Some(key.kid()) {
+                key.status = KeyStatus::Active;
+                key.retire_at = None;
+                changed.push(key.clone());
+            } else if matches!(key.status, KeyStatus::Active | KeyStatus::Next) {
                 key.status = KeyStatus::VerifyOnly;
                 key.retire_at = Some(now.saturating_add(overlap));
                 changed.push(key.clone());
             }
         }
-        changed.insert(0, new.clone());
+        if let Some(mut active) = fresh.pop() {
+            active.status = KeyStatus::Active;
+            active.retire_at = None;
+            changed.push(active.clone());
+            self.keys.push(active);
+        }
+        changed.push(next.clone());
+        self.keys.push(next);
+        Ok(changed)
+    }
+
+    /// Whether the ring lacks a next key of the active key's algorithm
+    /// (a store written before next keys existed).
+    pub fn lacks_next(&self) -> bool {
+        match (self.active(), self.next()) {
+            (Some(active), Some(next)) => next.alg() != active.alg(),
+            (Some(_), None) => true,
+            (None, _) => false,
+        }
+    }
+
+    /// Publishes `new` as the next key (see [`KeyRing::lacks_next`]); a next
+    /// key of another algorithm becomes verify-only until `now + overlap`.
+    /// Returns the keys that changed.
+    pub fn add_next(
+        &mut self,
+        mut new: ManagedKey,
+        now: UnixTime,
+        overlap: u64,
+    ) -> Vec<ManagedKey> {
+        let mut changed = Vec::new();
+        for key in &mut self.keys {
+            if key.status == KeyStatus::Next {
+                key.status = KeyStatus::VerifyOnly;
+                key.retire_at = Some(now.saturating_add(overlap));
+                changed.push(key.clone());
+            }
+        }
+        new.status = KeyStatus::Next;
+        new.retire_at = None;
+        changed.push(new.clone());
         self.keys.push(new);
         changed
     }
@@ -72,21 +164,40 @@ impl KeyRing {
         changed
     }
 
-    /// The keys that verify at `now`: every active key and every verify-only
-    /// key before its retirement time.
+    fn verifies(key: &ManagedKey, now: UnixTime) -> bool {
+        match key.status {
+            KeyStatus::Next | KeyStatus::Active => true,
+            KeyStatus::VerifyOnly => key.retire_at.is_some_and(|t| now < t),
+            KeyStatus::Retired => false,
+        }
+    }
+
+    /// The keys that verify at `now`: the active and next keys, and every
+    /// verify-only key before its retirement time. (A next key verifies: an
+    /// instance that has not yet read a rotation must accept what another
+    /// instance already signs with it.)
     pub fn verifying_keys(&self, now: UnixTime) -> Result<VerifyingKeys, Error> {
         let mut keys = Vec::new();
         for key in &self.keys {
-            let verifies = match key.status {
-                KeyStatus::Active => true,
-                KeyStatus::VerifyOnly => key.retire_at.is_some_and(|t| now < t),
-                KeyStatus::Retired => false,
-            };
-            if verifies {
+            if Self::verifies(key, now) {
                 keys.push(key.verifying_key()?);
             }
         }
         Ok(VerifyingKeys::new(keys))
+    }
+
+    /// The public key set at `now` (the keys that verify, HS256 never),
+    /// each with its `status` member, sorted by `kid`.
+    pub fn jwks(&self, now: UnixTime) -> Result<Jwks, Error> {
+        let mut jwks = self.verifying_keys(now)?.to_jwks();
+        for jwk in &mut jwks.keys {
+            jwk.status = self
+                .keys
+                .iter()
+                .find(|k| Some(k.kid()) == jwk.kid.as_deref())
+                .map(|k| k.status.as_str().to_owned());
+        }
+        Ok(jwks)
     }
 }
 
@@ -95,28 +206,79 @@ mod tests {
     use super::*;
     use crate::keys::Algorithm;
 
+    fn key(now: UnixTime) -> ManagedKey {
+        ManagedKey::generate(Algorithm::EdDSA, now).unwrap()
+    }
+
     #[test]
     fn rotation_keeps_the_old_key_verifying_until_its_tokens_expire() {
-        let first = ManagedKey::generate(Algorithm::EdDSA, 100).unwrap();
+        // A ring from before next keys: rotating needs an active and a next key.
+        let first = key(100);
         let mut ring = KeyRing::new(vec![first.clone()]);
-        let second = ManagedKey::generate(Algorithm::EdDSA, 200).unwrap();
-        let changed = ring.rotate(second.clone(), 200, 930);
-        assert_eq!(changed.len(), 2);
+        assert!(ring.lacks_next());
+        assert_eq!(ring.keys_needed(Algorithm::EdDSA), 2);
+        assert!(ring.rotate(vec![key(200)], 200, 930).is_err());
+        let (second, third) = (key(200), key(200));
+        let changed = ring
+            .rotate(vec![second.clone(), third.clone()], 200, 930)
+            .unwrap();
+        assert_eq!(changed.len(), 3);
         assert_eq!(ring.active().unwrap().kid(), second.kid());
+        assert_eq!(ring.next().unwrap().kid(), third.kid());
+        assert!(!ring.lacks_next());
         let at = |now| {
             let set = ring.verifying_keys(now).unwrap();
             (
                 set.find(first.kid()).is_some(),
                 set.find(second.kid()).is_some(),
+                set.find(third.kid()).is_some(),
             )
         };
-        assert_eq!(at(200), (true, true));
-        assert_eq!(at(1129), (true, true));
-        assert_eq!(at(1130), (false, true));
+        assert_eq!(at(200), (true, true, true));
+        assert_eq!(at(1129), (true, true, true));
+        assert_eq!(at(1130), (false, true, true));
         assert!(ring.expire(1129).is_empty());
         let retired = ring.expire(1130);
         assert_eq!(retired.len(), 1);
         assert_eq!(retired[0].status, KeyStatus::Retired);
         assert_eq!(ring.signing_key().unwrap().kid(), second.kid());
+    }
+
+    #[test]
+    fn rotation_promotes_the_published_next_key_and_publishes_a_new_one() {
+        let (active, next) = (key(100), key(100));
+        let mut ring = KeyRing::new(vec![]);
+        ring.rotate(vec![active.clone(), next.clone()], 100, 930)
+            .unwrap();
+        let published = ring.jwks(100).unwrap();
+        let status = |jwks: &Jwks, kid: &str| {
+            jwks.keys
+                .iter()
+                .find(|k| k.kid.as_deref() == Some(kid))
+                .and_then(|k| k.status.clone())
+        };
+        assert_eq!(status(&published, next.kid()).as_deref(), Some("next"));
+        assert_eq!(status(&published, active.kid()).as_deref(), Some("active"));
+
+        // The next key signs after the rotation: every verifier that read
+        // the JWKS before it already holds it.
+        assert_eq!(ring.keys_needed(Algorithm::EdDSA), 1);
+        let newer = key(200);
+        let changed = ring.rotate(vec![newer.clone()], 200, 930).unwrap();
+        assert_eq!(changed.len(), 3);
+        assert_eq!(ring.active().unwrap().kid(), next.kid());
+        assert_eq!(ring.next().unwrap().kid(), newer.kid());
+        let after = ring.jwks(200).unwrap();
+        assert_eq!(status(&after, next.kid()).as_deref(), Some("active"));
+        assert_eq!(status(&after, newer.kid()).as_deref(), Some("next"));
+        assert_eq!(status(&after, active.kid()).as_deref(), Some("verify_only"));
+        // Rotating to another algorithm demotes the next key of the old one.
+        let es = || ManagedKey::generate(Algorithm::ES256, 300).unwrap();
+        assert_eq!(ring.keys_needed(Algorithm::ES256), 2);
+        ring.rotate(vec![es(), es()], 300, 930).unwrap();
+        assert_eq!(ring.active().unwrap().alg(), Algorithm::ES256);
+        assert_eq!(ring.next().unwrap().alg(), Algorithm::ES256);
+        let demoted = ring.keys().iter().find(|k| k.kid() == newer.kid()).unwrap();
+        assert_eq!(demoted.status, KeyStatus::VerifyOnly);
     }
 }

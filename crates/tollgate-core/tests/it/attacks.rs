@@ -1905,7 +1905,11 @@ fn f44_rotation_and_retirement() {
     let (old_signer, new_signer) = (signer(&old), signer(&new));
     let mut ring = KeyRing::new(vec![old.clone()]);
     let overlap = 900 + 30;
-    ring.rotate(new.clone(), NOW, overlap);
+    // A ring from before next keys: the rotation makes `new` active and
+    // publishes a next key too.
+    let next = ManagedKey::generate(Algorithm::EdDSA, NOW).unwrap();
+    ring.rotate(vec![new.clone(), next.clone()], NOW, overlap)
+        .unwrap();
     let validator_at = |ring: &KeyRing, at| {
         Validator::new(
             ValidationPolicy::new(ISSUER, vec![AUDIENCE.into()]).unwrap(),
@@ -1960,7 +1964,7 @@ fn f44_rotation_and_retirement() {
             .to_jwks()
             .keys
             .iter()
-            .all(|k| k.kid.as_deref() == Some(new.kid()))
+            .all(|k| k.kid.as_deref() == Some(new.kid()) || k.kid.as_deref() == Some(next.kid()))
     );
 }
 

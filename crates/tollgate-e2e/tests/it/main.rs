@@ -6,6 +6,7 @@ mod hs256;
 mod logs;
 mod outage;
 mod revocation;
+mod rotation;
 mod sdk;
 mod support;
 mod websocket;

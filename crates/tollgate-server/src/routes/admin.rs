@@ -223,7 +223,11 @@ pub(crate) async fn rotate_keys(
     AdminAuth(admin): AdminAuth,
 ) -> Result<axum::Json<Rotated>, ApiError> {
     let kid = state.keys.rotate(state.now()).await?;
+    // The rotation's `keys` event is in the store: publish it on this
+    // instance's feed now, and have the others reload and publish it too.
+    state.pump.wake();
     state.announce(crate::fanout::Notice::Keys);
+    state.announce(crate::fanout::Notice::Revocations);
     tracing::info!(kid, by = %admin.sub, "keys rotated through the API");
     Ok(axum::Json(Rotated { kid }))
 }

@@ -183,4 +183,15 @@ impl Store for Hooked {
         self.before("save_keys").await?;
         self.inner.save_keys(keys).await
     }
+
+    async fn rotate_keys(
+        &self,
+        keys: &[KeyRecord],
+        key_ids: &str,
+        at: UnixTime,
+        expires_at: UnixTime,
+    ) -> Result<RevocationEvent, StoreError> {
+        self.before("rotate_keys").await?;
+        self.inner.rotate_keys(keys, key_ids, at, expires_at).await
+    }
 }

@@ -212,19 +212,29 @@ async fn keys_are_listed_and_rotated() {
     let keys = api.get("/v1/admin/keys", Some(&admin)).await;
     keys.expect(200, None);
     let list = keys.body["keys"].as_array().unwrap();
-    assert_eq!(list.len(), 1);
-    assert_eq!(list[0]["status"], "active");
-    assert_eq!(list[0]["alg"], "EdDSA");
-    let old = list[0]["kid"].as_str().unwrap().to_owned();
+    // The active key, and the next one, published before it signs.
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["status"], "next");
+    assert_eq!(list[1]["status"], "active");
+    assert_eq!(list[1]["alg"], "EdDSA");
+    let next = list[0]["kid"].as_str().unwrap().to_owned();
+    let old = list[1]["kid"].as_str().unwrap().to_owned();
     let rotated = api.post_empty("/v1/admin/keys/rotate", Some(&admin)).await;
     rotated.expect(200, None);
     let new = rotated.str("kid");
-    assert_ne!(new, old);
+    assert_eq!(new, next, "the next key is the one promoted");
     let keys = api.get("/v1/admin/keys", Some(&admin)).await;
     let list = keys.body["keys"].as_array().unwrap();
-    assert_eq!(list[0]["kid"], new.as_str());
-    assert_eq!(list[0]["status"], "active");
-    assert_eq!(list[1]["kid"], old.as_str());
-    assert_eq!(list[1]["status"], "verify_only");
-    assert!(list[1]["retire_at"].as_u64().is_some());
+    let status = |kid: &str| {
+        list.iter()
+            .find(|k| k["kid"] == kid)
+            .map(|k| k["status"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(list.len(), 3);
+    assert_eq!(list[0]["status"], "next");
+    assert_ne!(list[0]["kid"], new.as_str());
+    assert_eq!(status(&new).as_deref(), Some("active"));
+    assert_eq!(status(&old).as_deref(), Some("verify_only"));
+    let old_entry = list.iter().find(|k| k["kid"] == old.as_str()).unwrap();
+    assert!(old_entry["retire_at"].as_u64().is_some());
 }

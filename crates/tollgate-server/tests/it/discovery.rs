@@ -59,11 +59,19 @@ async fn the_jwks_publishes_the_signing_key_with_kid_alg_and_use() {
             .starts_with("application/json")
     );
     let jwks: Jwks = serde_json::from_value(answer.body.clone()).unwrap();
-    assert_eq!(jwks.keys.len(), 1);
-    let key = &jwks.keys[0];
-    assert_eq!(key.alg.as_deref(), Some("EdDSA"));
-    assert_eq!(key.use_.as_deref(), Some("sig"));
-    assert_eq!(key.kid.as_deref(), Some(key.thumbprint().unwrap().as_str()));
+    // The active key and the next one (published before it signs).
+    assert_eq!(jwks.keys.len(), 2);
+    let mut statuses: Vec<_> = jwks.keys.iter().map(|k| k.status.clone()).collect();
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [Some("active".to_owned()), Some("next".to_owned())]
+    );
+    for key in &jwks.keys {
+        assert_eq!(key.alg.as_deref(), Some("EdDSA"));
+        assert_eq!(key.use_.as_deref(), Some("sig"));
+        assert_eq!(key.kid.as_deref(), Some(key.thumbprint().unwrap().as_str()));
+    }
     // The published key verifies the server's tokens.
     let keys = VerifyingKeys::from_jwks(&jwks).unwrap();
     let (id, secret) = api.client("svc-jwks", &[]).await;
@@ -121,8 +129,13 @@ async fn the_fingerprint_lists_what_services_must_agree_on() {
     assert_eq!(body["access_token_ttl"], 60);
     assert_eq!(body["leeway"], 5);
     let keys = body["keys"].as_array().unwrap();
-    assert_eq!(keys.len(), 1);
-    assert_eq!(keys[0]["kid"], keys[0]["thumbprint"]);
+    assert_eq!(keys.len(), 2);
+    for key in keys {
+        assert_eq!(key["kid"], key["thumbprint"]);
+    }
+    let mut statuses: Vec<_> = keys.iter().map(|k| k["status"].as_str().unwrap()).collect();
+    statuses.sort();
+    assert_eq!(statuses, ["active", "next"]);
     assert!(body.get("secret_fingerprint").is_none());
 }
 

@@ -37,12 +37,26 @@ async fn old_tokens_stay_valid_until_expiry_then_the_old_key_leaves_the_jwks() {
         .await
         .str("access_token");
     let old_kid = kid(&old_token);
+    // Before it signs, the next key is published with status `next`.
+    let published = api.get("/.well-known/jwks.json", None).await;
+    let next_kid = published.body["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["status"] == "next")
+        .expect("a next key in the JWKS")["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(published.body["keys"].as_array().unwrap().len(), 2);
     let new_kid = api
         .post_empty("/v1/admin/keys/rotate", Some(&admin))
         .await
         .expect(200, None)
         .str("kid");
-    // The new key signs at once and is published; the old one still verifies.
+    // The next key signs at once; a new next key is published; the old one
+    // still verifies.
+    assert_eq!(new_kid, next_kid);
     let new_token = api
         .login("admin@tollgate.test", PASSWORD)
         .await
@@ -50,9 +64,13 @@ async fn old_tokens_stay_valid_until_expiry_then_the_old_key_leaves_the_jwks() {
     assert_eq!(kid(&new_token), new_kid);
     let mut kids = jwks_kids(&api).await;
     kids.sort();
-    let mut expected = vec![old_kid.clone(), new_kid.clone()];
-    expected.sort();
-    assert_eq!(kids, expected);
+    assert_eq!(kids.len(), 3, "{kids:?}");
+    assert!(kids.contains(&old_kid) && kids.contains(&new_kid));
+    let newer_next: String = kids
+        .iter()
+        .find(|k| **k != old_kid && **k != new_kid)
+        .unwrap()
+        .clone();
     assert!(api.is_active(&introspector, &old_token).await);
     api.get("/v1/auth/me", Some(&old_token))
         .await
@@ -62,9 +80,13 @@ async fn old_tokens_stay_valid_until_expiry_then_the_old_key_leaves_the_jwks() {
     // ends the old key still verifies (the old token itself expired at
     // 60 + 5 leeway: introspection says inactive, the key is still listed).
     api.server.clock().advance(64);
-    assert_eq!(jwks_kids(&api).await.len(), 2);
+    assert_eq!(jwks_kids(&api).await.len(), 3);
     api.server.clock().advance(1);
-    assert_eq!(jwks_kids(&api).await, vec![new_kid.clone()]);
+    let mut left = jwks_kids(&api).await;
+    left.sort();
+    let mut expected = vec![new_kid.clone(), newer_next];
+    expected.sort();
+    assert_eq!(left, expected);
     assert!(!api.is_active(&introspector, &old_token).await);
     let keys = api
         .get("/v1/admin/keys", Some(&api.admin_token().await))
@@ -75,7 +97,10 @@ async fn old_tokens_stay_valid_until_expiry_then_the_old_key_leaves_the_jwks() {
         .iter()
         .map(|k| k["status"].clone())
         .collect();
-    assert_eq!(statuses, vec![json!("active"), json!("retired")]);
+    assert_eq!(
+        statuses,
+        vec![json!("next"), json!("active"), json!("retired")]
+    );
 }
 
 #[tokio::test]
@@ -201,7 +226,7 @@ fn racing_rotations(races: Arc<AtomicUsize>, competitors: Arc<Mutex<Vec<String>>
             let armed = races
                 .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
                 .is_ok();
-            if method == "save_keys" && armed {
+            if method == "rotate_keys" && armed {
                 let kid = keystore::rotate(
                     store.as_ref(),
                     None,
@@ -289,9 +314,63 @@ async fn two_lost_rotation_races_in_a_row_answer_409_and_change_nothing() {
         vec![&(competitor[1].clone(), "active".to_owned())],
         "{keys:?}"
     );
-    assert_eq!(keys.len(), 3, "{keys:?}");
+    // The first two keys, and the competitor's active and next keys.
+    assert_eq!(keys.len(), 4, "{keys:?}");
     // A later rotation works.
     api.post_empty("/v1/admin/keys/rotate", Some(&admin))
         .await
         .expect(200, None);
+}
+
+#[tokio::test]
+async fn a_rotation_is_a_keys_event_on_the_feed_naming_the_active_and_next_keys() {
+    let api = Api::start().await;
+    let follower = api.client("rs-keys-feed", &["introspect"]).await;
+    let admin = api.admin_token().await;
+    let active = api
+        .post_empty("/v1/admin/keys/rotate", Some(&admin))
+        .await
+        .expect(200, None)
+        .str("kid");
+    let keys = api.get("/v1/admin/keys", Some(&admin)).await;
+    let with = |status: &str| -> String {
+        keys.body["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["status"] == status)
+            .unwrap_or_else(|| panic!("no {status} key in {}", keys.body))["kid"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(with("active"), active);
+    let next = with("next");
+    // The JWKS says which key is which.
+    let jwks = api.get("/.well-known/jwks.json", None).await;
+    let status_of = |kid: &str| {
+        jwks.body["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["kid"] == kid)
+            .map(|k| k["status"].clone())
+    };
+    assert_eq!(status_of(&active), Some(json!("active")));
+    assert_eq!(status_of(&next), Some(json!("next")));
+    let page = api
+        .http
+        .get(api.url("/v1/revocations?after=0"))
+        .basic_auth(&follower.0, Some(&follower.1))
+        .send()
+        .await
+        .unwrap();
+    let page = crate::common::Answer::from(page).await;
+    page.expect(200, None);
+    let events = page.body["events"].as_array().unwrap();
+    let event = events
+        .iter()
+        .find(|e| e["kind"] == "keys")
+        .unwrap_or_else(|| panic!("no keys event in {}", page.body));
+    assert_eq!(event["value"], format!("{active} {next}"));
 }

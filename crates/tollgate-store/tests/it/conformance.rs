@@ -75,6 +75,7 @@ macro_rules! conformance_tests {
             purging_removes_only_what_can_no_longer_matter,
             clients_are_stored_listed_and_never_share_a_user_id,
             keys_round_trip_and_only_one_is_active,
+            a_rotation_keeps_one_next_key_and_appends_a_keys_event,
             data_survives_close_and_reopen,
             a_closed_store_is_unavailable_for_every_call,
             a_revoking_write_whose_commit_fails_is_unavailable_and_leaves_nothing,
@@ -1461,6 +1462,61 @@ pub async fn keys_round_trip_and_only_one_is_active(backend: &dyn Backend) {
     store.save_keys(std::slice::from_ref(&odd)).await.unwrap();
     assert_eq!(store.list_keys().await.unwrap()[0], odd);
     store.save_keys(&[]).await.unwrap();
+}
+
+pub async fn a_rotation_keeps_one_next_key_and_appends_a_keys_event(backend: &dyn Backend) {
+    let store = backend.store();
+    let (k1, n1) = (key("k1", "active", NOW), key("n1", "next", NOW));
+    store.save_keys(&[n1.clone(), k1.clone()]).await.unwrap();
+    let before = store.last_cursor().await.unwrap();
+
+    // The next key steps up, a new next key appears, the old one demotes;
+    // listed in any order.
+    let mut k1_demoted = k1.clone();
+    k1_demoted.status = "verify_only".to_owned();
+    k1_demoted.retire_at = Some(NOW + 900);
+    let mut n1_active = n1.clone();
+    n1_active.status = "active".to_owned();
+    let n2 = key("n2", "next", NOW + 1);
+    let event = store
+        .rotate_keys(
+            &[n2.clone(), n1_active.clone(), k1_demoted.clone()],
+            "n1 n2",
+            NOW + 1,
+            NOW + 3600,
+        )
+        .await
+        .unwrap();
+    assert_eq!(event.kind, RevocationKind::Keys);
+    assert_eq!(event.key_ids().collect::<Vec<_>>(), ["n1", "n2"]);
+    assert!(event.cursor > before);
+    let feed = store.revocations_after(before, 10, NOW + 1).await.unwrap();
+    assert_eq!(feed, vec![event.clone()]);
+    let mut statuses: Vec<(String, String)> = store
+        .list_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| (k.kid, k.status))
+        .collect();
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [("k1", "verify_only"), ("n1", "active"), ("n2", "next")]
+            .map(|(k, s)| (k.to_owned(), s.to_owned()))
+    );
+
+    // A racing rotation on the same read adds a second next key: refused,
+    // nothing written, no event.
+    let n3 = key("n3", "next", NOW + 2);
+    assert!(matches!(
+        store
+            .rotate_keys(&[n3, n1_active, k1_demoted], "n1 n3", NOW + 2, NOW + 3600)
+            .await,
+        Err(StoreError::Conflict("key"))
+    ));
+    assert_eq!(store.last_cursor().await.unwrap(), event.cursor);
+    assert_eq!(store.list_keys().await.unwrap().len(), 3);
 }
 
 // ---------------------------------------------------------------- lifecycle
