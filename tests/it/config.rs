@@ -40,6 +40,12 @@ fn two_legacy_lifetimes_that_disagree_fail_naming_both() {
         TOLLGATE_FEED_MAX_STALENESS        30                                    default (development)
         TOLLGATE_ALLOW_QUERY_TOKEN         off                                   default (development)
         TOLLGATE_KEEP_ALIVE_TIMEOUT        75                                    default (development)
+        TOLLGATE_WS_MAX_MESSAGE_SIZE       65536 (64KiB)                         default (development)
+        TOLLGATE_WS_SEND_QUEUE             64                                    default (development)
+        TOLLGATE_WS_SEND_TIMEOUT           10                                    default (development)
+        TOLLGATE_WS_REFRESH_BUDGET         5                                     default (development)
+        TOLLGATE_WS_EXPIRY_NOTICE          60 (1m)                               default (development)
+        TOLLGATE_WS_MAX_CONNECTIONS        10000                                 default (development)
 
         error: JWT_ACCESS_TOKEN_EXPIRE_MINUTES=30 (= 1800 s) and JWT_ACCESS_EXPIRY_MINUTES=15 (= 900 s) disagree; set only TOLLGATE_ACCESS_TOKEN_TTL
         warning: JWT_ACCESS_TOKEN_EXPIRE_MINUTES is a deprecated name; use TOLLGATE_ACCESS_TOKEN_TTL
@@ -337,6 +343,66 @@ fn production_json_lists_sources_and_errors() {
                 "kind": "default"
               },
               "value": "75"
+            },
+            {
+              "key": "ws_max_message_size",
+              "name": "TOLLGATE_WS_MAX_MESSAGE_SIZE",
+              "secret": false,
+              "source": {
+                "environment": "production",
+                "kind": "default"
+              },
+              "value": "65536 (64KiB)"
+            },
+            {
+              "key": "ws_send_queue",
+              "name": "TOLLGATE_WS_SEND_QUEUE",
+              "secret": false,
+              "source": {
+                "environment": "production",
+                "kind": "default"
+              },
+              "value": "64"
+            },
+            {
+              "key": "ws_send_timeout",
+              "name": "TOLLGATE_WS_SEND_TIMEOUT",
+              "secret": false,
+              "source": {
+                "environment": "production",
+                "kind": "default"
+              },
+              "value": "10"
+            },
+            {
+              "key": "ws_refresh_budget",
+              "name": "TOLLGATE_WS_REFRESH_BUDGET",
+              "secret": false,
+              "source": {
+                "environment": "production",
+                "kind": "default"
+              },
+              "value": "5"
+            },
+            {
+              "key": "ws_expiry_notice",
+              "name": "TOLLGATE_WS_EXPIRY_NOTICE",
+              "secret": false,
+              "source": {
+                "environment": "production",
+                "kind": "default"
+              },
+              "value": "60 (1m)"
+            },
+            {
+              "key": "ws_max_connections",
+              "name": "TOLLGATE_WS_MAX_CONNECTIONS",
+              "secret": false,
+              "source": {
+                "environment": "production",
+                "kind": "default"
+              },
+              "value": "10000"
             }
           ],
           "warnings": [

@@ -71,9 +71,10 @@ impl IntoResponse for AuthError {
                 StatusCode::FORBIDDEN,
                 Some(challenge("invalid_token", &description, None)),
             ),
-            AuthError::Unavailable(_) | AuthError::Refused { .. } | AuthError::Discovery(_) => {
-                (StatusCode::SERVICE_UNAVAILABLE, None)
-            }
+            AuthError::Unavailable(_)
+            | AuthError::Refused { .. }
+            | AuthError::Discovery(_)
+            | AuthError::TooManyConnections { .. } => (StatusCode::SERVICE_UNAVAILABLE, None),
             AuthError::Config(_) => (StatusCode::INTERNAL_SERVER_ERROR, None),
         };
         let mut body = ErrorBody::new(self.code(), description);
@@ -89,7 +90,10 @@ impl IntoResponse for AuthError {
                     HeaderValue::from(retry_after_ms.div_ceil(1000).max(1)),
                 );
             }
-            AuthError::Unavailable(_) | AuthError::Refused { .. } | AuthError::Discovery(_) => {
+            AuthError::Unavailable(_)
+            | AuthError::Refused { .. }
+            | AuthError::Discovery(_)
+            | AuthError::TooManyConnections { .. } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             _ => {}

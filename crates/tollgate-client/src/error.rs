@@ -47,6 +47,13 @@ pub enum AuthError {
         /// The plan's limit.
         limit: u32,
     },
+    /// This instance holds as many WebSocket connections as it may
+    /// (`TOLLGATE_WS_MAX_CONNECTIONS`): 503, try another instance or later.
+    #[error("this instance holds its maximum of {limit} WebSocket connections")]
+    TooManyConnections {
+        /// The instance's limit.
+        limit: usize,
+    },
     /// A browser's WebSocket handshake from an origin the service does not
     /// allow (cross-site WebSocket hijacking).
     #[error("this origin may not open WebSocket connections here")]
@@ -88,6 +95,7 @@ impl AuthError {
             AuthError::PermissionDenied(_) => "permission_denied",
             AuthError::RateLimited { .. } => "rate_limited",
             AuthError::ConnectionLimit { .. } => "connection_limit",
+            AuthError::TooManyConnections { .. } => "too_many_connections",
             AuthError::OriginNotAllowed => "origin_not_allowed",
             AuthError::SubjectMismatch => "subject_mismatch",
             AuthError::Unavailable(_) => "token_service_unavailable",
@@ -112,6 +120,7 @@ impl AuthError {
             | AuthError::OriginNotAllowed
             | AuthError::SubjectMismatch => true,
             AuthError::Unavailable(_)
+            | AuthError::TooManyConnections { .. }
             | AuthError::Discovery(_)
             | AuthError::Config(_)
             | AuthError::Refused { .. } => false,

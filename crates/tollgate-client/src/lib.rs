@@ -71,5 +71,6 @@ pub use feed::FeedState;
 pub use principal::{Principal, Requirements};
 pub use revocations::{RevocationListener, RevocationSet, Revoked};
 pub use service_token::{ServiceToken, ServiceTokenSource, ServiceTokenSourceBuilder};
+pub use tollgate_core::config;
 pub use tollgate_core::config::FeedDownPolicy;
 pub use tollgate_core::{Claims, Expect, TokenType};

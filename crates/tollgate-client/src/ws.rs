@@ -40,7 +40,8 @@
 //! holding that token (`jti`), of that session (`sid`), or of that user for
 //! a user-wide revocation — recheck their current token in memory and close
 //! with 4403 `token_revoked` if it is hit; no other connection wakes, and
-//! no connection polls the token service (the index is `registry`). Messages over 64 KiB close with 1009,
+//! no connection polls the token service (the index is `registry`). Messages over the maximum
+//! ([`WsAuthBuilder::max_message_size`], 64 KiB by default) close with 1009,
 //! text that is not JSON (or binary, or invalid UTF-8) with 1008, protocol
 //! errors with 1002; [`WsAuth::shutdown`] closes every connection with 1001.
 //! Valid JSON that is not an object with a string `type` gets
@@ -48,12 +49,18 @@
 //! without a string `access_token`); the host answers types it does not
 //! know the same way. Authentication outcomes never close with 1011.
 //!
-//! **Bounded resources.** `auth.refresh` costs a validation, so each
-//! connection may try [`MAX_REFRESHES_PER_MINUTE`] (a burst of that many,
+//! **Bounded resources.** Every limit is a setting of the core builder
+//! (`TOLLGATE_WS_*`, applied with [`WsAuthBuilder::settings`]). An
+//! instance holds at most [`WsAuthBuilder::max_connections`] connections
+//! (10 000 by default); beyond it a handshake is refused with 503
+//! `too_many_connections` before its token is judged. `auth.refresh` costs
+//! a validation, so each connection may try
+//! [`WsAuthBuilder::refresh_budget`] (5 by default; a burst of that many,
 //! then one every `60 / n` s); beyond that the answer is `{"type":
 //! "error", "code": "rate_limited", "retry_after_ms": N, "request":
 //! "auth.refresh"}`, without a validation, and the connection is kept.
-//! Messages to the client go through a bounded queue, and each one must
+//! Messages to the client go through a bounded queue
+//! ([`WsAuthBuilder::send_queue`], 64 by default), and each one must
 //! reach the socket within the send timeout ([`WsAuthBuilder::send_timeout`],
 //! default 10 s): a client that stops reading (or a queue that fills up)
 //! is closed with 1008 `too_slow` — 1008 ("policy violation", RFC 6455
@@ -102,7 +109,8 @@ mod slots;
 #[cfg(feature = "redis")]
 pub use slots::RedisSlots;
 
-/// The largest message (and frame) a connection accepts: 64 KiB.
+/// The largest message (and frame) a connection accepts by default: 64 KiB
+/// ([`WsAuthBuilder::max_message_size`], `TOLLGATE_WS_MAX_MESSAGE_SIZE`).
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
 /// Close codes sent by the supervisor, with their reasons.
@@ -144,17 +152,23 @@ const QUEUE: usize = 32;
 /// dropped.
 pub const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
-/// Messages queued for the client's socket; when the queue is full the
-/// client is too slow and is closed with 1008.
-const WRITE_QUEUE: usize = 64;
+/// Messages queued for the client's socket by default
+/// ([`WsAuthBuilder::send_queue`]); when the queue is full the client is
+/// too slow and is closed with 1008.
+pub const SEND_QUEUE: usize = 64;
 
 /// Places in the write queue kept for the supervisor's own messages
-/// (`auth.*` answers): the handler's messages wait instead.
+/// (`auth.*` answers), at most: the handler's messages wait instead.
 const RESERVED: usize = 8;
 
-/// `auth.refresh` attempts one connection may make per minute (also the
-/// burst). Each costs a validation; a client refreshes once per token.
+/// `auth.refresh` attempts one connection may make per minute by default
+/// (also the burst; [`WsAuthBuilder::refresh_budget`]). Each costs a
+/// validation; a client refreshes once per token.
 pub const MAX_REFRESHES_PER_MINUTE: u32 = 5;
+
+/// Connections one instance holds by default
+/// ([`WsAuthBuilder::max_connections`]).
+pub const MAX_CONNECTIONS: usize = 10_000;
 
 /// Default [`WsAuthBuilder::send_timeout`].
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -177,6 +191,10 @@ struct Inner {
     query_parameter: Option<String>,
     expiry_notice: Duration,
     send_timeout: Duration,
+    max_message_size: usize,
+    send_queue: usize,
+    refresh_budget: u32,
+    max_connections: usize,
     /// Per-user counts shared with other instances, when configured.
     #[cfg(feature = "redis")]
     shared_slots: Option<RedisSlots>,
@@ -205,6 +223,10 @@ pub struct WsAuthBuilder {
     query_parameter: Option<String>,
     expiry_notice: Duration,
     send_timeout: Duration,
+    max_message_size: usize,
+    send_queue: usize,
+    refresh_budget: u32,
+    max_connections: usize,
     #[cfg(feature = "redis")]
     shared_slots: Option<RedisSlots>,
 }
@@ -220,6 +242,10 @@ impl WsAuth {
             query_parameter: None,
             expiry_notice: Duration::from_secs(60),
             send_timeout: SEND_TIMEOUT,
+            max_message_size: MAX_MESSAGE_BYTES,
+            send_queue: SEND_QUEUE,
+            refresh_budget: MAX_REFRESHES_PER_MINUTE,
+            max_connections: MAX_CONNECTIONS,
             #[cfg(feature = "redis")]
             shared_slots: None,
         }
@@ -283,10 +309,11 @@ impl WsAuth {
         #[cfg(not(feature = "redis"))]
         let decided = false;
         // With a lease, Redis counted every instance's connections.
-        let admitted = self
-            .inner
-            .registry
-            .admit(principal.clone(), (!decided).then_some(limit));
+        let admitted = self.inner.registry.admit(
+            principal.clone(),
+            (!decided).then_some(limit),
+            self.inner.max_connections,
+        );
         #[cfg(feature = "redis")]
         if let (Err(_), Some(id), Some(slots)) = (&admitted, &lease, &self.inner.shared_slots) {
             slots.release(id);
@@ -386,6 +413,9 @@ impl WsAuth {
         &self,
         parts: &Parts,
     ) -> Result<(Principal, Option<HeaderValue>), AuthError> {
+        // Full: refused before the token costs a validation (`admit`
+        // decides for good, under the registry's lock).
+        self.inner.registry.check_room(self.inner.max_connections)?;
         self.check_origin(&parts.headers)?;
         let protocols = offered_protocols(&parts.headers)?;
         let (token, selected) = self.find_token(parts, &protocols)?;
@@ -493,6 +523,53 @@ impl WsAuthBuilder {
         self
     }
 
+    /// The largest message (and frame) accepted from a client; one byte
+    /// more closes the connection with 1009 (`message_too_big`). Default
+    /// [`MAX_MESSAGE_BYTES`] (64 KiB); at least 1 KiB.
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = bytes.max(1024);
+        self
+    }
+
+    /// How many messages may wait for the client's socket; a client that
+    /// lets the queue fill up is closed with 1008 (`too_slow`). Default
+    /// [`SEND_QUEUE`] (64); at least 1.
+    pub fn send_queue(mut self, messages: usize) -> Self {
+        self.send_queue = messages.max(1);
+        self
+    }
+
+    /// `auth.refresh` attempts one connection may make per minute (also
+    /// the burst); default [`MAX_REFRESHES_PER_MINUTE`] (5); at least 1.
+    pub fn refresh_budget(mut self, per_minute: u32) -> Self {
+        self.refresh_budget = per_minute.max(1);
+        self
+    }
+
+    /// The most connections this instance holds (accepted handshakes
+    /// included); beyond it a handshake is refused with 503
+    /// `too_many_connections` before any upgrade (and before its token is
+    /// judged). Default [`MAX_CONNECTIONS`] (10 000).
+    pub fn max_connections(mut self, connections: usize) -> Self {
+        self.max_connections = connections;
+        self
+    }
+
+    /// The WebSocket limits of a resolved configuration (the core
+    /// builder's `TOLLGATE_WS_*` settings): [`Self::max_message_size`],
+    /// [`Self::send_queue`], [`Self::send_timeout`],
+    /// [`Self::refresh_budget`], [`Self::expiry_notice`] and
+    /// [`Self::max_connections`].
+    pub fn settings(self, config: &tollgate_core::config::Config) -> Self {
+        let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        self.max_message_size(size(config.ws_max_message_size))
+            .send_queue(size(config.ws_send_queue))
+            .send_timeout(Duration::from_secs(config.ws_send_timeout))
+            .refresh_budget(u32::try_from(config.ws_refresh_budget).unwrap_or(u32::MAX))
+            .expiry_notice(Duration::from_secs(config.ws_expiry_notice))
+            .max_connections(size(config.ws_max_connections))
+    }
+
     /// Counts each user's connections across every instance sharing
     /// `slots`' Redis and prefix (features `ws` and `redis`); default: this
     /// process only. While Redis cannot be used, this process's own count
@@ -519,6 +596,10 @@ impl WsAuthBuilder {
                 query_parameter: self.query_parameter,
                 expiry_notice: self.expiry_notice,
                 send_timeout: self.send_timeout,
+                max_message_size: self.max_message_size,
+                send_queue: self.send_queue,
+                refresh_budget: self.refresh_budget,
+                max_connections: self.max_connections,
                 #[cfg(feature = "redis")]
                 shared_slots: self.shared_slots,
                 registry,
@@ -589,8 +670,8 @@ where
         }
         Ok(AuthenticatedUpgrade {
             upgrade: upgrade
-                .max_message_size(MAX_MESSAGE_BYTES)
-                .max_frame_size(MAX_MESSAGE_BYTES),
+                .max_message_size(ws.inner.max_message_size)
+                .max_frame_size(ws.inner.max_message_size),
             principal,
             slot,
         })
@@ -641,8 +722,8 @@ fn supervised(slot: Slot) -> (Connection, Supervisor, mpsc::Sender<Value>) {
     };
     let supervisor = Supervisor {
         outgoing: outgoing_rx,
+        refreshes: Bucket::full(slot.ws.inner.refresh_budget, Instant::now()),
         slot,
-        refreshes: Bucket::full(MAX_REFRESHES_PER_MINUTE, Instant::now()),
     };
     (connection, supervisor, incoming_tx)
 }
@@ -753,7 +834,7 @@ impl Supervisor {
         W: Sink<Message> + Unpin,
         R: Stream<Item = Result<Message, axum::Error>> + Unpin,
     {
-        let (to_writer, queue) = mpsc::channel(WRITE_QUEUE);
+        let (to_writer, queue) = mpsc::channel(self.slot.ws.inner.send_queue);
         let timeout = self.slot.ws.inner.send_timeout;
         let mut writer = std::pin::pin!(write(sink, queue, timeout));
         let end = tokio::select! {
@@ -810,6 +891,8 @@ impl Supervisor {
         let authenticator = ws.inner.authenticator.clone();
         let expect = ws.inner.requirements.expect();
         let mut pending: Option<Value> = None;
+        let reserved = (ws.inner.send_queue / 8).min(RESERVED);
+        let budget = ws.inner.refresh_budget;
         let mut timers = Timers::new(&live.principal(), ws.inner.expiry_notice);
         // One timer per connection: the notice, then the expiry.
         let timer = tokio::time::sleep_until(timers.next());
@@ -848,7 +931,7 @@ impl Supervisor {
                 }
                 // The handler's messages wait while the queue is nearly
                 // full; the rest of it is for the answers sent here.
-                outgoing = self.outgoing.recv(), if to_writer.capacity() > RESERVED => {
+                outgoing = self.outgoing.recv(), if to_writer.capacity() > reserved => {
                     let Some(message) = outgoing else {
                         return End::Close(1000, "");
                     };
@@ -878,7 +961,7 @@ impl Supervisor {
                             return end;
                         }
                     } else if message["type"] == "auth.refresh" {
-                        let answer = match self.refreshes.take(MAX_REFRESHES_PER_MINUTE, Instant::now()) {
+                        let answer = match self.refreshes.take(budget, Instant::now()) {
                             Ok(()) => refresh(&ws, &live, &message).await,
                             Err(wait) => refresh_limited(wait),
                         };

@@ -180,6 +180,24 @@ pub struct Config {
     /// is kept open by the token service; default 75 (longer than the 60 s
     /// of common load balancers and the SDK's pool).
     pub keep_alive_timeout: u64,
+    /// `TOLLGATE_WS_MAX_MESSAGE_SIZE`, bytes, SDK only: the largest
+    /// WebSocket message and frame accepted; default 65536 (64 KiB).
+    pub ws_max_message_size: u64,
+    /// `TOLLGATE_WS_SEND_QUEUE`, SDK only: messages that may wait for one
+    /// WebSocket client's socket; default 64.
+    pub ws_send_queue: u64,
+    /// `TOLLGATE_WS_SEND_TIMEOUT`, seconds, SDK only: how long one message
+    /// may take to reach a WebSocket client; default 10.
+    pub ws_send_timeout: u64,
+    /// `TOLLGATE_WS_REFRESH_BUDGET`, SDK only: `auth.refresh` attempts per
+    /// connection per minute (also the burst); default 5.
+    pub ws_refresh_budget: u64,
+    /// `TOLLGATE_WS_EXPIRY_NOTICE`, seconds, SDK only: the `auth.expiring`
+    /// lead time; default 60.
+    pub ws_expiry_notice: u64,
+    /// `TOLLGATE_WS_MAX_CONNECTIONS`, SDK only: WebSocket connections one
+    /// instance holds at most; default 10000.
+    pub ws_max_connections: u64,
 }
 
 impl Config {
@@ -213,6 +231,12 @@ impl Config {
             feed_max_staleness: 30,
             allow_query_token: false,
             keep_alive_timeout: 75,
+            ws_max_message_size: 64 * 1024,
+            ws_send_queue: 64,
+            ws_send_timeout: 10,
+            ws_refresh_budget: 5,
+            ws_expiry_notice: 60,
+            ws_max_connections: 10_000,
         }
     }
 

@@ -6,7 +6,10 @@
 //! `TOLLGATE_CLIENT_ID`/`TOLLGATE_CLIENT_SECRET` (aliases
 //! `SERVICE_ID`/`SERVICE_SECRET`), `TOLLGATE_FEED_DOWN_POLICY`,
 //! `TOLLGATE_FEED_MAX_STALENESS`,
-//! `TOLLGATE_PLANS_FILE`, `TOLLGATE_ENV`, and `TOLLGATE_REDIS_URL` (with
+//! `TOLLGATE_PLANS_FILE`, `TOLLGATE_ENV`, the WebSocket limits
+//! (`TOLLGATE_WS_MAX_MESSAGE_SIZE`, `TOLLGATE_WS_SEND_QUEUE`,
+//! `TOLLGATE_WS_SEND_TIMEOUT`, `TOLLGATE_WS_REFRESH_BUDGET`,
+//! `TOLLGATE_WS_EXPIRY_NOTICE`, `TOLLGATE_WS_MAX_CONNECTIONS`), and `TOLLGATE_REDIS_URL` (with
 //! `TOLLGATE_REDIS_PREFIX`): when set, tool rates, usage counts and each
 //! user's WebSocket connection count are shared by every instance through
 //! Redis, under
@@ -84,7 +87,10 @@ async fn run(args: Args) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}: {e}", args.bind))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let peer_url = args.peer_url.unwrap_or_else(|| format!("http://{local}"));
-    let mut ws = WsAuth::builder(auth.clone()).plans(plans.clone());
+    // The WebSocket limits (`TOLLGATE_WS_*`) come from the same builder.
+    let mut ws = WsAuth::builder(auth.clone())
+        .plans(plans.clone())
+        .settings(&config);
     let tools = match &config.redis_url {
         Some(url) => {
             let url = url.expose_str().ok_or("TOLLGATE_REDIS_URL is not text")?;

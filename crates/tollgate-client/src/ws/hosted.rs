@@ -29,7 +29,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::registry::Live;
-use super::{Closed, Connection, MAX_MESSAGE_BYTES, QUEUE, Slot, WsAuth, supervised};
+use super::{Closed, Connection, QUEUE, Slot, WsAuth, supervised};
 use crate::{AuthError, Principal};
 
 /// A handshake [`WsAuth::admit`] accepted: who connects, the protocol to
@@ -78,6 +78,7 @@ impl Admission {
     /// dropping the [`Connection`] closes it with 1000.
     pub fn start(self) -> (Connection, FromClient, ToClient) {
         drop(self.principal);
+        let max = self.slot.ws.inner.max_message_size;
         let (connection, supervisor, incoming) = supervised(self.slot);
         let (from_client, stream) = frames::channel(QUEUE);
         let (sink, to_client) = frames::channel(QUEUE);
@@ -86,6 +87,7 @@ impl Admission {
             connection,
             FromClient {
                 sender: from_client,
+                max,
             },
             ToClient {
                 receiver: to_client,
@@ -98,6 +100,8 @@ impl Admission {
 #[derive(Debug, Clone)]
 pub struct FromClient {
     sender: frames::Sender<Result<Message, axum::Error>>,
+    /// The largest message accepted ([`super::WsAuthBuilder::max_message_size`]).
+    max: usize,
 }
 
 /// The supervisor is gone: nothing more is read.
@@ -106,12 +110,13 @@ pub struct FromClient {
 pub struct Gone;
 
 impl FromClient {
-    /// A text message from the client (over 64 KiB: the supervisor closes
+    /// A text message from the client (over the maximum, 64 KiB by
+    /// default: the supervisor closes
     /// with 1009, as if the socket had refused it). Waits while the
     /// supervisor is behind.
     pub async fn text(&self, text: String) -> Result<(), Gone> {
-        let message = if text.len() > MAX_MESSAGE_BYTES {
-            Err(too_big(text.len()))
+        let message = if text.len() > self.max {
+            Err(too_big(text.len(), self.max))
         } else {
             Ok(Message::Text(text.into()))
         };
@@ -121,8 +126,8 @@ impl FromClient {
     /// A binary message from the client (the protocol has none: the
     /// supervisor closes with 1008).
     pub async fn binary(&self, bytes: Vec<u8>) -> Result<(), Gone> {
-        let message = if bytes.len() > MAX_MESSAGE_BYTES {
-            Err(too_big(bytes.len()))
+        let message = if bytes.len() > self.max {
+            Err(too_big(bytes.len(), self.max))
         } else {
             Ok(Message::Binary(bytes.into()))
         };
@@ -140,12 +145,9 @@ impl FromClient {
     }
 }
 
-fn too_big(size: usize) -> axum::Error {
+fn too_big(size: usize, max_size: usize) -> axum::Error {
     axum::Error::new(tungstenite::Error::Capacity(
-        tungstenite::error::CapacityError::MessageTooLong {
-            size,
-            max_size: MAX_MESSAGE_BYTES,
-        },
+        tungstenite::error::CapacityError::MessageTooLong { size, max_size },
     ))
 }
 

@@ -105,14 +105,26 @@ impl Registry {
         }
     }
 
-    /// Admits a connection for `principal`: refused when the user already
-    /// holds `per_user` connections (`None`: someone else counted, Redis).
+    /// Refuses (`TooManyConnections`) when `max` connections are open.
+    pub(super) fn check_room(&self, max: usize) -> Result<(), AuthError> {
+        if self.open() >= max {
+            return Err(AuthError::TooManyConnections { limit: max });
+        }
+        Ok(())
+    }
+
+    /// Admits a connection for `principal`: refused when `max` connections
+    /// are open in this instance, or the user already holds `per_user`
+    /// connections (`None`: someone else counted, Redis).
     pub(super) fn admit(
         &self,
         principal: Principal,
         per_user: Option<u32>,
+        max: usize,
     ) -> Result<Arc<Live>, AuthError> {
         let mut index = self.index();
+        // Under the lock, so two handshakes never both take the last place.
+        self.check_room(max)?;
         if let Some(limit) = per_user {
             let held = index.users.get(principal.subject()).map_or(0, Vec::len);
             if held >= usize::try_from(limit).unwrap_or(usize::MAX) {
@@ -277,13 +289,13 @@ mod tests {
         let issuer = TestIssuer::new();
         let registry = Registry::new();
         let a1 = registry
-            .admit(principal(&issuer, "ann", "s1"), Some(5))
+            .admit(principal(&issuer, "ann", "s1"), Some(5), usize::MAX)
             .unwrap();
         let a2 = registry
-            .admit(principal(&issuer, "ann", "s2"), Some(5))
+            .admit(principal(&issuer, "ann", "s2"), Some(5), usize::MAX)
             .unwrap();
         let b = registry
-            .admit(principal(&issuer, "bob", "s3"), Some(5))
+            .admit(principal(&issuer, "bob", "s3"), Some(5), usize::MAX)
             .unwrap();
         let all = [&a1, &a2, &b];
         registry.revoked(Revoked::Session("s2"));
@@ -320,17 +332,17 @@ mod tests {
         let issuer = TestIssuer::new();
         let registry = Registry::new();
         let first = registry
-            .admit(principal(&issuer, "ann", "s1"), Some(1))
+            .admit(principal(&issuer, "ann", "s1"), Some(1), usize::MAX)
             .unwrap();
         assert_eq!(
             registry
-                .admit(principal(&issuer, "ann", "s1"), Some(1))
+                .admit(principal(&issuer, "ann", "s1"), Some(1), usize::MAX)
                 .unwrap_err(),
             AuthError::ConnectionLimit { limit: 1 }
         );
         // Counted elsewhere (a Redis lease): no limit here.
         let second = registry
-            .admit(principal(&issuer, "ann", "s1"), None)
+            .admit(principal(&issuer, "ann", "s1"), None, usize::MAX)
             .unwrap();
         registry.shut_down();
         assert_eq!(first.ordered_close(), Some(1001));
@@ -338,7 +350,7 @@ mod tests {
         assert_eq!(first.ordered_close(), Some(1001));
         registry.remove(&second);
         let late = registry
-            .admit(principal(&issuer, "bob", "s2"), Some(1))
+            .admit(principal(&issuer, "bob", "s2"), Some(1), usize::MAX)
             .unwrap();
         assert_eq!(late.ordered_close(), Some(1001));
     }

@@ -522,6 +522,13 @@ impl Resolver {
         }
     }
 
+    pub(super) fn number(&self, setting: Setting) -> Option<u64> {
+        match self.values.get(&setting) {
+            Some(Value::Number(n)) => Some(*n),
+            _ => None,
+        }
+    }
+
     pub(super) fn switch(&self, setting: Setting) -> Option<bool> {
         match self.values.get(&setting) {
             Some(Value::Switch(on)) => Some(*on),
@@ -624,6 +631,12 @@ impl Resolver {
             feed_max_staleness: self.seconds(Setting::FeedMaxStaleness)?,
             allow_query_token: self.switch(Setting::AllowQueryToken)?,
             keep_alive_timeout: self.seconds(Setting::KeepAliveTimeout)?,
+            ws_max_message_size: self.number(Setting::WsMaxMessageSize)?,
+            ws_send_queue: self.number(Setting::WsSendQueue)?,
+            ws_send_timeout: self.seconds(Setting::WsSendTimeout)?,
+            ws_refresh_budget: self.number(Setting::WsRefreshBudget)?,
+            ws_expiry_notice: self.seconds(Setting::WsExpiryNotice)?,
+            ws_max_connections: self.number(Setting::WsMaxConnections)?,
         })
     }
 }

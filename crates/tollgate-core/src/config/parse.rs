@@ -29,6 +29,8 @@ pub(super) enum Value {
     Secret(Secret),
     Switch(bool),
     Policy(FeedDownPolicy),
+    /// A size in bytes or a count.
+    Number(u64),
 }
 
 impl Value {
@@ -54,6 +56,10 @@ impl Value {
             },
             Value::Policy(FeedDownPolicy::Introspect) => "introspect".to_owned(),
             Value::Policy(FeedDownPolicy::Local) => "local".to_owned(),
+            Value::Number(n) => match spec.kind {
+                Kind::Bytes => bytes(*n),
+                _ => n.to_string(),
+            },
         }
     }
 }
@@ -129,7 +135,62 @@ pub(super) fn parse(spec: &SettingSpec, unit: Unit, raw: &str) -> Result<Value, 
             "off" | "false" | "no" | "0" => Ok(Value::Switch(false)),
             _ => Err("is not a switch; use on or off".to_owned()),
         },
+        Kind::Bytes => parse_bytes(text).map(Value::Number),
+        Kind::Count => parse_count(text).map(Value::Number),
     }
+}
+
+/// Smallest and largest [`Kind::Bytes`] values.
+const BYTES_RANGE: (u64, u64) = (1024, 64 * 1024 * 1024);
+
+/// Largest [`Kind::Count`] value.
+const MAX_COUNT: u64 = 10_000_000;
+
+/// A size: whole bytes, or a whole number of `KiB` or `MiB`.
+fn parse_bytes(text: &str) -> Result<u64, String> {
+    const FORMS: &str = "use whole bytes or a number with KiB or MiB (65536, 64KiB, 1MiB)";
+    let (digits, factor) = if let Some(n) = text.strip_suffix("KiB") {
+        (n, 1024)
+    } else if let Some(n) = text.strip_suffix("MiB") {
+        (n, 1024 * 1024)
+    } else {
+        (text, 1)
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("is not a size; {FORMS}"));
+    }
+    let (min, max) = BYTES_RANGE;
+    match digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(factor))
+    {
+        Some(n) if n < min => Err(format!("is under {min} bytes")),
+        Some(n) if n <= max => Ok(n),
+        _ => Err(format!("is over {} (64MiB)", bytes(max))),
+    }
+}
+
+/// A count: a whole number from 1 to [`MAX_COUNT`].
+fn parse_count(text: &str) -> Result<u64, String> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("is not a whole number".to_owned());
+    }
+    match text.parse::<u64>() {
+        Ok(0) => Err("is zero; use 1 or more".to_owned()),
+        Ok(n) if n <= MAX_COUNT => Ok(n),
+        _ => Err(format!("is over {MAX_COUNT}")),
+    }
+}
+
+/// Bytes as shown: `65536 (64KiB)`.
+fn bytes(n: u64) -> String {
+    for (factor, suffix) in [(1024 * 1024, "MiB"), (1024, "KiB")] {
+        if n >= factor && n.is_multiple_of(factor) {
+            return format!("{n} ({}{suffix})", n / factor);
+        }
+    }
+    n.to_string()
 }
 
 /// A duration in `unit`: whole numbers only; the native unit also takes a

@@ -64,6 +64,18 @@ pub enum Setting {
     AllowQueryToken,
     /// `TOLLGATE_KEEP_ALIVE_TIMEOUT`.
     KeepAliveTimeout,
+    /// `TOLLGATE_WS_MAX_MESSAGE_SIZE`.
+    WsMaxMessageSize,
+    /// `TOLLGATE_WS_SEND_QUEUE`.
+    WsSendQueue,
+    /// `TOLLGATE_WS_SEND_TIMEOUT`.
+    WsSendTimeout,
+    /// `TOLLGATE_WS_REFRESH_BUDGET`.
+    WsRefreshBudget,
+    /// `TOLLGATE_WS_EXPIRY_NOTICE`.
+    WsExpiryNotice,
+    /// `TOLLGATE_WS_MAX_CONNECTIONS`.
+    WsMaxConnections,
 }
 
 impl Setting {
@@ -174,6 +186,10 @@ pub(crate) enum Kind {
     Registration,
     FeedDownPolicy,
     Switch,
+    /// A size in bytes: a whole number, or one with `KiB` or `MiB`.
+    Bytes,
+    /// A count: a whole number, 1 or more.
+    Count,
 }
 
 impl Kind {
@@ -195,6 +211,8 @@ impl Kind {
             Kind::Registration => "open, closed",
             Kind::FeedDownPolicy => "introspect, local",
             Kind::Switch => "on/off (also true/false, yes/no, 1/0)",
+            Kind::Bytes => "bytes (1024 to 64MiB), or a number with KiB or MiB (64KiB, 1MiB)",
+            Kind::Count => "a whole number, 1 or more (at most 10000000)",
         }
     }
 }
@@ -639,6 +657,78 @@ static SETTINGS: &[SettingSpec] = &[
         development_only: false,
         description: "How long `tollgate serve` keeps an idle keep-alive connection open. Keep it longer than the idle timeout of the load balancer or client pools in front (AWS ALB and nginx: 60 s; the SDK: 50 s), or they reuse connections the server has just closed. A request head, once started, must still arrive within 10 s.",
         defaults: everywhere("75"),
+    },
+    SettingSpec {
+        setting: Setting::WsMaxMessageSize,
+        env: "TOLLGATE_WS_MAX_MESSAGE_SIZE",
+        key: "ws_max_message_size",
+        flag: Some("ws-max-message-size"),
+        aliases: &[],
+        kind: Kind::Bytes,
+        secret: false,
+        development_only: false,
+        description: "The largest WebSocket message (and frame) a service accepts (SDK); one byte more closes the connection with 1009.",
+        defaults: everywhere("65536"),
+    },
+    SettingSpec {
+        setting: Setting::WsSendQueue,
+        env: "TOLLGATE_WS_SEND_QUEUE",
+        key: "ws_send_queue",
+        flag: Some("ws-send-queue"),
+        aliases: &[],
+        kind: Kind::Count,
+        secret: false,
+        development_only: false,
+        description: "How many messages may wait for one WebSocket client's socket (SDK); a client that lets the queue fill up is closed with 1008 (too_slow).",
+        defaults: everywhere("64"),
+    },
+    SettingSpec {
+        setting: Setting::WsSendTimeout,
+        env: "TOLLGATE_WS_SEND_TIMEOUT",
+        key: "ws_send_timeout",
+        flag: Some("ws-send-timeout"),
+        aliases: &[],
+        kind: Kind::Duration,
+        secret: false,
+        development_only: false,
+        description: "How long one message may take to reach a WebSocket client's socket (SDK) before the client is deemed not to read and is closed with 1008 (too_slow).",
+        defaults: everywhere("10"),
+    },
+    SettingSpec {
+        setting: Setting::WsRefreshBudget,
+        env: "TOLLGATE_WS_REFRESH_BUDGET",
+        key: "ws_refresh_budget",
+        flag: Some("ws-refresh-budget"),
+        aliases: &[],
+        kind: Kind::Count,
+        secret: false,
+        development_only: false,
+        description: "`auth.refresh` attempts one WebSocket connection may make per minute (also the burst; SDK); beyond it the answer is rate_limited, without a validation.",
+        defaults: everywhere("5"),
+    },
+    SettingSpec {
+        setting: Setting::WsExpiryNotice,
+        env: "TOLLGATE_WS_EXPIRY_NOTICE",
+        key: "ws_expiry_notice",
+        flag: Some("ws-expiry-notice"),
+        aliases: &[],
+        kind: Kind::Duration,
+        secret: false,
+        development_only: false,
+        description: "How long before a WebSocket connection's token expires the client gets `auth.expiring` (SDK); never more than half the token's lifetime.",
+        defaults: everywhere("60"),
+    },
+    SettingSpec {
+        setting: Setting::WsMaxConnections,
+        env: "TOLLGATE_WS_MAX_CONNECTIONS",
+        key: "ws_max_connections",
+        flag: Some("ws-max-connections"),
+        aliases: &[],
+        kind: Kind::Count,
+        secret: false,
+        development_only: false,
+        description: "The most WebSocket connections one service instance holds (SDK); beyond it a handshake is refused with 503 (too_many_connections) before any upgrade. Keep it under the process's file limit.",
+        defaults: everywhere("10000"),
     },
 ];
 

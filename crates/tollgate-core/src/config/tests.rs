@@ -513,6 +513,67 @@ fn feed_max_staleness_defaults_to_30_s() {
     assert_eq!(config.feed_max_staleness, 45);
 }
 
+/// Issue 13: the WebSocket limits are settings (SDK), with the defaults
+/// the SDK had built in; sizes take KiB/MiB, counts are whole numbers.
+#[test]
+fn websocket_limits_are_settings() {
+    check_value(
+        "",
+        Setting::WsMaxMessageSize,
+        expect!["65536 (64KiB) <- default (development)"],
+    );
+    check_value(
+        "TOLLGATE_WS_MAX_MESSAGE_SIZE=1MiB",
+        Setting::WsMaxMessageSize,
+        expect!["1048576 (1MiB) <- env TOLLGATE_WS_MAX_MESSAGE_SIZE"],
+    );
+    check_value(
+        "",
+        Setting::WsMaxConnections,
+        expect!["10000 <- default (development)"],
+    );
+    let (config, _) = build(
+        Component::Sdk,
+        "TOLLGATE_WS_SEND_QUEUE=8\nTOLLGATE_WS_SEND_TIMEOUT=2s\nTOLLGATE_WS_REFRESH_BUDGET=3\nTOLLGATE_WS_EXPIRY_NOTICE=30\nTOLLGATE_WS_MAX_CONNECTIONS=500\nTOLLGATE_WS_MAX_MESSAGE_SIZE=2048",
+    )
+    .into_config()
+    .unwrap();
+    assert_eq!(
+        (
+            config.ws_max_message_size,
+            config.ws_send_queue,
+            config.ws_send_timeout,
+            config.ws_refresh_budget,
+            config.ws_expiry_notice,
+            config.ws_max_connections
+        ),
+        (2048, 8, 2, 3, 30, 500)
+    );
+    let defaults = Config::development();
+    let (built, _) = build(Component::Sdk, "").into_config().unwrap();
+    assert_eq!(
+        (
+            built.ws_max_message_size,
+            built.ws_send_queue,
+            built.ws_max_connections
+        ),
+        (
+            defaults.ws_max_message_size,
+            defaults.ws_send_queue,
+            defaults.ws_max_connections
+        )
+    );
+    check_sdk(
+        "TOLLGATE_WS_MAX_MESSAGE_SIZE=100\nTOLLGATE_WS_SEND_QUEUE=0\nTOLLGATE_WS_MAX_CONNECTIONS=ten\nTOLLGATE_WS_REFRESH_BUDGET=99999999",
+        expect![[r#"
+            error: TOLLGATE_WS_MAX_MESSAGE_SIZE=100 is under 1024 bytes
+            error: TOLLGATE_WS_SEND_QUEUE=0 is zero; use 1 or more
+            error: TOLLGATE_WS_REFRESH_BUDGET=99999999 is over 10000000
+            error: TOLLGATE_WS_MAX_CONNECTIONS=ten is not a whole number
+        "#]],
+    );
+}
+
 #[test]
 fn unknown_variables_warn_with_a_suggestion() {
     check(

@@ -797,12 +797,18 @@ fn flood_without_reading(
 /// Opens a connection with `token` once its user has a free slot again
 /// (their plan's limit is reached until the server lets one go).
 pub(crate) async fn once_a_slot_is_free(backend: &Backend, token: &str) -> Socket {
+    once_a_slot_is_free_with(backend, token, "connection_limit").await
+}
+
+/// Opens a connection with `token` once it is no longer refused with the
+/// error `code` (403 `connection_limit` or 503 `too_many_connections`).
+pub(crate) async fn once_a_slot_is_free_with(backend: &Backend, token: &str, code: &str) -> Socket {
     let bearer = format!("Bearer {token}");
     let deadline = tokio::time::Instant::now() + 3 * PATIENCE;
     loop {
         match handshake(backend, "/ws", &[("authorization", &bearer)]).await {
             Handshake::Open(socket, _) => return *socket,
-            Handshake::Refused(403, body, _) if body["error"] == "connection_limit" => {}
+            Handshake::Refused(403 | 503, body, _) if body["error"] == code => {}
             Handshake::Refused(status, body, _) => panic!("refused: {status} {body}"),
         }
         assert!(
@@ -864,4 +870,104 @@ async fn expiry_closes_a_client_that_does_not_read() {
         assert_eq!(code, 4401);
     }
     flood.abort();
+}
+
+/// A configuration resolved by the core builder from these variables (the
+/// WebSocket limits are settings, issue 13).
+fn settings(vars: &[(&str, &str)]) -> tollgate_client::config::Config {
+    use tollgate_client::config::{Component, ConfigBuilder};
+    let report = ConfigBuilder::new(Component::Sdk)
+        .env(vars.iter().copied())
+        .build();
+    report.into_config().unwrap().0
+}
+
+/// Issue 13: `TOLLGATE_WS_MAX_MESSAGE_SIZE` sets the largest message; one
+/// byte over it closes with 1009.
+#[tokio::test]
+async fn the_maximum_message_size_is_a_setting() {
+    let config = settings(&[("TOLLGATE_WS_MAX_MESSAGE_SIZE", "2KiB")]);
+    let backend = Backend::start_with(|rules| rules.settings(&config)).await;
+    let mut socket = connect(&backend, &backend.issuer.user("quin").mint()).await;
+    let skeleton = json!({"type": "chat", "text": ""}).to_string();
+    let text = "a".repeat(2048 - skeleton.len());
+    let reply = ask(&mut socket, json!({"type": "chat", "text": text})).await;
+    assert_eq!(reply["text"].as_str().map(str::len), Some(text.len()));
+    send(
+        &mut socket,
+        json!({"type": "chat", "text": format!("{text}a")}),
+    )
+    .await;
+    assert_eq!(
+        closed(&mut socket).await,
+        (1009, "message_too_big".to_owned())
+    );
+}
+
+/// Issue 13: `TOLLGATE_WS_SEND_TIMEOUT` cuts a client that stops reading
+/// (the default, 10 s, would keep it beyond the bound below).
+#[tokio::test]
+async fn the_send_timeout_is_a_setting_and_cuts_a_slow_reader() {
+    let config = settings(&[
+        ("TOLLGATE_WS_SEND_TIMEOUT", "1"),
+        ("TOLLGATE_WS_SEND_QUEUE", "1000"),
+    ]);
+    let backend = Backend::start_with(|rules| rules.settings(&config)).await;
+    let token = backend.issuer.user("rhea").mint();
+    let _idle = connect(&backend, &token).await;
+    let (mut stalled, flood) = flood_without_reading(connect(&backend, &token).await);
+    let started = tokio::time::Instant::now();
+    // Only the server cutting the stalled connection frees the plan's slot.
+    let mut third = once_a_slot_is_free(&backend, &token).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "the stalled connection outlived the 1 s send timeout by far"
+    );
+    chat_works(&mut third).await;
+    if let Some(code) = drain(&mut stalled).await {
+        assert_eq!(code, 1008);
+    }
+    flood.abort();
+}
+
+/// Issue 13: `TOLLGATE_WS_MAX_CONNECTIONS` bounds the instance: beyond it
+/// a handshake gets 503 `too_many_connections` and no upgrade, whoever
+/// asks and whatever their token; a closed connection makes room.
+#[tokio::test]
+async fn the_instance_limit_refuses_with_503_before_upgrade() {
+    let config = settings(&[("TOLLGATE_WS_MAX_CONNECTIONS", "2")]);
+    let backend = Backend::start_with(|rules| rules.settings(&config)).await;
+    let mut first = connect(&backend, &backend.issuer.user("sam").mint()).await;
+    let mut second = connect(&backend, &backend.issuer.user("tess").mint()).await;
+    let third = backend.issuer.user("uma").mint();
+    for bearer in [format!("Bearer {third}"), "Bearer not-a-token".to_owned()] {
+        let (status, body, _) = handshake(&backend, "/ws", &[("authorization", &bearer)])
+            .await
+            .refused();
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(body["error"], "too_many_connections", "{body}");
+    }
+    let response = backend
+        .http
+        .get(format!("{}/ws", backend.url))
+        .bearer_auth(&third)
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 503);
+    assert_eq!(
+        response
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap()),
+        Some("1")
+    );
+    chat_works(&mut first).await;
+    second.close(None).await.unwrap();
+    let mut third = once_a_slot_is_free_with(&backend, &third, "too_many_connections").await;
+    chat_works(&mut third).await;
 }
