@@ -99,9 +99,12 @@ use tollgate_core::plans::{DEFAULT_PLAN, Plans};
 use crate::limits::Bucket;
 use crate::{AuthError, Authenticator, Principal, Requirements, bearer_token, clock};
 
+mod connections;
 mod hosted;
 mod registry;
+pub use connections::{CONNECTIONS_SCOPE, ConnectionInfo, connections_router};
 pub use hosted::{Admission, Frame, FromClient, Gone, Handle, Incoming, ToClient};
+pub use registry::Selection;
 use registry::{Live, Registry};
 
 #[cfg(feature = "redis")]
@@ -259,6 +262,29 @@ impl WsAuth {
     /// Connections open now.
     pub fn live_connections(&self) -> usize {
         self.inner.registry.open()
+    }
+
+    /// The live connections `selection` names: user, session, plan, when
+    /// each opened and when its current token expires.
+    pub fn connections(&self, selection: &Selection) -> Vec<ConnectionInfo> {
+        self.inner
+            .registry
+            .select(selection)
+            .iter()
+            .map(|live| ConnectionInfo::of(&live.principal(), live.opened_at()))
+            .collect()
+    }
+
+    /// Closes the connections `selection` names with 4403
+    /// (`token_revoked`), as an operator's order; how many were ordered
+    /// closed (a connection already closing is not counted twice).
+    pub fn close_connections(&self, selection: &Selection) -> usize {
+        self.inner
+            .registry
+            .select(selection)
+            .iter()
+            .filter(|live| live.order_close(close::TOKEN_REVOKED))
+            .count()
     }
 
     /// How many times a connection was woken by a revocation that could hit
@@ -844,8 +870,11 @@ impl Supervisor {
             _ = &mut writer => End::Gone,
         };
         let End::Close(code, reason) = end else {
+            metrics::counter!("tollgate_client_ws_closes_total", "code" => "none").increment(1);
             return;
         };
+        metrics::counter!("tollgate_client_ws_closes_total", "code" => code.to_string())
+            .increment(1);
         tracing::debug!(code, reason, "closing a WebSocket connection");
         let frame = CloseFrame {
             code,

@@ -11,6 +11,10 @@
 //! - `GET /internal/agents` (service tokens only);
 //! - `GET /ws` (a user; CONTRACT §6): chat and tool calls over WebSocket,
 //!   authenticated and supervised by the SDK's `tollgate_client::ws`;
+//! - `GET /v1/connections?user=…|sid=…` and `DELETE /v1/connections?…`
+//!   (service tokens with scope `connections:admin`): the live WebSocket
+//!   connections, and closing them with 4403 (the SDK's
+//!   `tollgate_client::ws::connections_router`);
 //! - `GET /v1/fingerprint` (what this service trusts), `GET /healthz`.
 //!
 //! Everything about tokens goes through `tollgate_client`: this crate never
@@ -121,6 +125,7 @@ pub fn router(state: AppState) -> Router {
         .merge(tollgate_client::axum::fingerprint_router(
             state.auth.clone(),
         ))
+        .merge(tollgate_client::ws::connections_router(state.ws.clone()))
         .merge(health)
 }
 

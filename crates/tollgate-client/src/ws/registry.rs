@@ -63,6 +63,24 @@ pub(super) struct Live {
     wake: Notify,
     /// A close ordered from outside (0: none); the first order wins.
     ordered: AtomicU16,
+    /// When the connection was admitted (Unix seconds).
+    opened_at: u64,
+}
+
+/// Which connections an operator asks about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    /// Every connection of this user (`sub`).
+    User(String),
+    /// Every connection of this session (`sid`).
+    Session(String),
+    /// Every connection.
+    All,
+}
+
+/// The plan label of a principal's gauge.
+fn plan_label(principal: &Principal) -> String {
+    principal.plan().unwrap_or("none").to_owned()
 }
 
 impl Live {
@@ -85,6 +103,11 @@ impl Live {
             .is_ok();
         self.wake.notify_one();
         first
+    }
+
+    /// When the connection was admitted (Unix seconds).
+    pub(super) fn opened_at(&self) -> u64 {
+        self.opened_at
     }
 
     /// The close ordered from outside, if any.
@@ -135,7 +158,10 @@ impl Registry {
             principal: Mutex::new(principal),
             wake: Notify::new(),
             ordered: AtomicU16::new(0),
+            opened_at: crate::clock::now_ms() / 1000,
         });
+        metrics::gauge!("tollgate_client_ws_connections", "plan" => plan_label(&live.principal()))
+            .increment(1.0);
         if index.shutting_down {
             live.order_close(super::close::GOING_AWAY);
         }
@@ -147,6 +173,8 @@ impl Registry {
     /// Forgets a connection (its slot was dropped).
     pub(super) fn remove(&self, live: &Arc<Live>) {
         self.index().remove(live);
+        metrics::gauge!("tollgate_client_ws_connections", "plan" => plan_label(&live.principal()))
+            .decrement(1.0);
         self.open.send_modify(|n| *n = n.saturating_sub(1));
     }
 
@@ -155,8 +183,24 @@ impl Registry {
     pub(super) fn replace_principal(&self, live: &Arc<Live>, principal: Principal) {
         let mut index = self.index();
         index.remove(live);
+        let (before, after) = (plan_label(&live.principal()), plan_label(&principal));
+        if before != after {
+            metrics::gauge!("tollgate_client_ws_connections", "plan" => before).decrement(1.0);
+            metrics::gauge!("tollgate_client_ws_connections", "plan" => after).increment(1.0);
+        }
         *lock(&live.principal) = principal;
         index.insert(live);
+    }
+
+    /// The connections `selection` names.
+    pub(super) fn select(&self, selection: &Selection) -> Vec<Arc<Live>> {
+        let index = self.index();
+        let found = match selection {
+            Selection::User(sub) => index.users.get(sub),
+            Selection::Session(sid) => index.sessions.get(sid),
+            Selection::All => return index.users.values().flatten().cloned().collect(),
+        };
+        found.into_iter().flatten().cloned().collect()
     }
 
     /// Orders every connection, and every later one, closed with 1001.

@@ -2,6 +2,7 @@
 //! driven over HTTP, with tokens from the SDK's `TestIssuer` (real tokens,
 //! real validation path).
 
+mod connections;
 mod logs;
 mod rest;
 mod scaled;

@@ -124,6 +124,11 @@ async fn ask(socket: &mut Socket, message: Value) -> Value {
     next(socket).await
 }
 
+/// The close code the server sent.
+pub(crate) async fn closed_with(socket: &mut Socket) -> u16 {
+    closed(socket).await.0
+}
+
 /// Reads until the close frame; its code and reason. Other messages (an
 /// `auth.expiring` on the way, say) are skipped.
 async fn closed(socket: &mut Socket) -> (u16, String) {
