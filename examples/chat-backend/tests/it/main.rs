@@ -3,6 +3,7 @@
 //! real validation path).
 
 mod connections;
+mod load;
 mod logs;
 mod rest;
 mod scaled;
