@@ -14,38 +14,44 @@ fn two_legacy_lifetimes_that_disagree_fail_naming_both() {
         .run();
     assert_eq!(run.code, 1, "{run:?}");
     expect![[r#"
-        setting                            value                                 source
-        TOLLGATE_ENV                       development                           default (development)
-        TOLLGATE_BIND                      127.0.0.1:8080                        default (development)
-        TOLLGATE_ISSUER                    http://127.0.0.1:8080                 default (development)
-        TOLLGATE_AUDIENCE                  api                                   default (development)
-        TOLLGATE_ACCESS_TOKEN_TTL          1800 (30m)                            env JWT_ACCESS_TOKEN_EXPIRE_MINUTES
-        TOLLGATE_REFRESH_TOKEN_TTL         604800 (7d)                           default (development)
-        TOLLGATE_REFRESH_REUSE_GRACE       10                                    default (development)
-        TOLLGATE_SERVICE_TOKEN_TTL         3600 (1h)                             default (development)
-        TOLLGATE_LEEWAY                    30                                    default (development)
-        TOLLGATE_SIGNING_ALG               EdDSA                                 default (development)
-        TOLLGATE_HMAC_SECRET               (unset)                               default (development)
-        TOLLGATE_DATABASE_URL              sqlite://./tollgate-data/tollgate.db  default (development)
-        TOLLGATE_REDIS_URL                 (unset)                               default (development)
-        TOLLGATE_REDIS_PREFIX              (unset)                               default (development)
-        TOLLGATE_MASTER_KEY                (unset)                               default (development)
-        TOLLGATE_CLIENT_ID                 (unset)                               default (development)
-        TOLLGATE_CLIENT_SECRET             (unset)                               default (development)
-        TOLLGATE_REGISTRATION              open                                  default (development)
-        TOLLGATE_PLANS_FILE                (unset)                               default (development)
-        TOLLGATE_BOOTSTRAP_ADMIN_EMAIL     (unset)                               default (development)
-        TOLLGATE_BOOTSTRAP_ADMIN_PASSWORD  (unset)                               default (development)
-        TOLLGATE_FEED_DOWN_POLICY          introspect                            default (development)
-        TOLLGATE_FEED_MAX_STALENESS        30                                    default (development)
-        TOLLGATE_ALLOW_QUERY_TOKEN         off                                   default (development)
-        TOLLGATE_KEEP_ALIVE_TIMEOUT        75                                    default (development)
-        TOLLGATE_WS_MAX_MESSAGE_SIZE       65536 (64KiB)                         default (development)
-        TOLLGATE_WS_SEND_QUEUE             64                                    default (development)
-        TOLLGATE_WS_SEND_TIMEOUT           10                                    default (development)
-        TOLLGATE_WS_REFRESH_BUDGET         5                                     default (development)
-        TOLLGATE_WS_EXPIRY_NOTICE          60 (1m)                               default (development)
-        TOLLGATE_WS_MAX_CONNECTIONS        10000                                 default (development)
+        setting                                     value                                 source
+        TOLLGATE_ENV                                development                           default (development)
+        TOLLGATE_BIND                               127.0.0.1:8080                        default (development)
+        TOLLGATE_ISSUER                             http://127.0.0.1:8080                 default (development)
+        TOLLGATE_AUDIENCE                           api                                   default (development)
+        TOLLGATE_ACCESS_TOKEN_TTL                   1800 (30m)                            env JWT_ACCESS_TOKEN_EXPIRE_MINUTES
+        TOLLGATE_REFRESH_TOKEN_TTL                  604800 (7d)                           default (development)
+        TOLLGATE_REFRESH_REUSE_GRACE                10                                    default (development)
+        TOLLGATE_SERVICE_TOKEN_TTL                  3600 (1h)                             default (development)
+        TOLLGATE_LEEWAY                             30                                    default (development)
+        TOLLGATE_SIGNING_ALG                        EdDSA                                 default (development)
+        TOLLGATE_HMAC_SECRET                        (unset)                               default (development)
+        TOLLGATE_DATABASE_URL                       sqlite://./tollgate-data/tollgate.db  default (development)
+        TOLLGATE_REDIS_URL                          (unset)                               default (development)
+        TOLLGATE_REDIS_PREFIX                       (unset)                               default (development)
+        TOLLGATE_MASTER_KEY                         (unset)                               default (development)
+        TOLLGATE_CLIENT_ID                          (unset)                               default (development)
+        TOLLGATE_CLIENT_SECRET                      (unset)                               default (development)
+        TOLLGATE_REGISTRATION                       open                                  default (development)
+        TOLLGATE_PLANS_FILE                         (unset)                               default (development)
+        TOLLGATE_BOOTSTRAP_ADMIN_EMAIL              (unset)                               default (development)
+        TOLLGATE_BOOTSTRAP_ADMIN_PASSWORD           (unset)                               default (development)
+        TOLLGATE_FEED_DOWN_POLICY                   introspect                            default (development)
+        TOLLGATE_FEED_MAX_STALENESS                 30                                    default (development)
+        TOLLGATE_ALLOW_QUERY_TOKEN                  off                                   default (development)
+        TOLLGATE_KEEP_ALIVE_TIMEOUT                 75                                    default (development)
+        TOLLGATE_WS_MAX_MESSAGE_SIZE                65536 (64KiB)                         default (development)
+        TOLLGATE_WS_SEND_QUEUE                      64                                    default (development)
+        TOLLGATE_WS_SEND_TIMEOUT                    10                                    default (development)
+        TOLLGATE_WS_REFRESH_BUDGET                  5                                     default (development)
+        TOLLGATE_WS_EXPIRY_NOTICE                   60 (1m)                               default (development)
+        TOLLGATE_WS_MAX_CONNECTIONS                 10000                                 default (development)
+        TOLLGATE_TRUSTED_PROXIES                    (unset)                               default (development)
+        TOLLGATE_INTROSPECTIONS_PER_CLIENT          100000                                default (development)
+        TOLLGATE_LOGIN_FAILURES_PER_ACCOUNT         5                                     default (development)
+        TOLLGATE_LOGIN_FAILURES_PER_ACCOUNT_GLOBAL  100                                   default (development)
+        TOLLGATE_LOGIN_FAILURES_PER_ADDRESS         50                                    default (development)
+        TOLLGATE_REGISTRATIONS_PER_ADDRESS          20                                    default (development)
 
         error: JWT_ACCESS_TOKEN_EXPIRE_MINUTES=30 (= 1800 s) and JWT_ACCESS_EXPIRY_MINUTES=15 (= 900 s) disagree; set only TOLLGATE_ACCESS_TOKEN_TTL
         warning: JWT_ACCESS_TOKEN_EXPIRE_MINUTES is a deprecated name; use TOLLGATE_ACCESS_TOKEN_TTL
@@ -403,6 +409,66 @@ fn production_json_lists_sources_and_errors() {
                 "kind": "default"
               },
               "value": "10000"
+            },
+            {
+              "key": "trusted_proxies",
+              "name": "TOLLGATE_TRUSTED_PROXIES",
+              "secret": false,
+              "source": {
+                "environment": "production",
+                "kind": "default"
+              },
+              "value": null
+            },
+            {
+              "key": "introspections_per_client",
+              "name": "TOLLGATE_INTROSPECTIONS_PER_CLIENT",
+              "secret": false,
+              "source": {
+                "environment": "production",
+                "kind": "default"
+              },
+              "value": "100000"
+            },
+            {
+              "key": "login_failures_per_account",
+              "name": "TOLLGATE_LOGIN_FAILURES_PER_ACCOUNT",
+              "secret": false,
+              "source": {
+                "environment": "production",
+                "kind": "default"
+              },
+              "value": "5"
+            },
+            {
+              "key": "login_failures_per_account_global",
+              "name": "TOLLGATE_LOGIN_FAILURES_PER_ACCOUNT_GLOBAL",
+              "secret": false,
+              "source": {
+                "environment": "production",
+                "kind": "default"
+              },
+              "value": "100"
+            },
+            {
+              "key": "login_failures_per_address",
+              "name": "TOLLGATE_LOGIN_FAILURES_PER_ADDRESS",
+              "secret": false,
+              "source": {
+                "environment": "production",
+                "kind": "default"
+              },
+              "value": "50"
+            },
+            {
+              "key": "registrations_per_address",
+              "name": "TOLLGATE_REGISTRATIONS_PER_ADDRESS",
+              "secret": false,
+              "source": {
+                "environment": "production",
+                "kind": "default"
+              },
+              "value": "20"
             }
           ],
           "warnings": [
@@ -455,13 +521,13 @@ fn every_source_is_named() {
         .collect();
     expect![[r#"
         [
-            "setting                            value                                 source",
-            "TOLLGATE_BIND                      127.0.0.1:9000                        file tollgate.toml (bind)",
-            "TOLLGATE_ISSUER                    https://auth.example.com              env file deploy.env (JWT_ISSUER)",
-            "TOLLGATE_AUDIENCE                  from-process                          env TOLLGATE_AUDIENCE",
-            "TOLLGATE_ACCESS_TOKEN_TTL          300 (5m)                              flag --access-token-ttl",
-            "TOLLGATE_LEEWAY                    10                                    file tollgate.toml (leeway)",
-            "TOLLGATE_SIGNING_ALG               ES256                                 env TOLLGATE_SIGNING_ALG",
+            "setting                                     value                                 source",
+            "TOLLGATE_BIND                               127.0.0.1:9000                        file tollgate.toml (bind)",
+            "TOLLGATE_ISSUER                             https://auth.example.com              env file deploy.env (JWT_ISSUER)",
+            "TOLLGATE_AUDIENCE                           from-process                          env TOLLGATE_AUDIENCE",
+            "TOLLGATE_ACCESS_TOKEN_TTL                   300 (5m)                              flag --access-token-ttl",
+            "TOLLGATE_LEEWAY                             10                                    file tollgate.toml (leeway)",
+            "TOLLGATE_SIGNING_ALG                        ES256                                 env TOLLGATE_SIGNING_ALG",
             "",
             "warning: JWT_ISSUER is a deprecated name; use TOLLGATE_ISSUER",
             "0 errors, 1 warning (development, server)",

@@ -24,6 +24,7 @@
 //! password masked.
 
 mod builder;
+mod cidr;
 mod parse;
 mod report;
 mod rules;
@@ -35,6 +36,7 @@ use std::fmt;
 use std::net::SocketAddr;
 
 pub use builder::ConfigBuilder;
+pub use cidr::Cidr;
 pub use report::{Entry, Report, Source};
 pub use table::{Alias, DefaultValue, ENVIRONMENTS, Setting, SettingSpec, Unit, settings};
 
@@ -198,6 +200,27 @@ pub struct Config {
     /// `TOLLGATE_WS_MAX_CONNECTIONS`, SDK only: WebSocket connections one
     /// instance holds at most; default 10000.
     pub ws_max_connections: u64,
+    /// `TOLLGATE_TRUSTED_PROXIES`: the peers whose `Forwarded` /
+    /// `X-Forwarded-For` headers name the client address; default none.
+    pub trusted_proxies: Vec<Cidr>,
+    /// `TOLLGATE_INTROSPECTIONS_PER_CLIENT`: introspection requests per
+    /// second per client (bursts of twice that); default 100000.
+    pub introspections_per_client: u32,
+    /// `TOLLGATE_LOGIN_FAILURES_PER_ACCOUNT`: failed logins for one account
+    /// from one address before each further attempt from there waits;
+    /// default 5.
+    pub login_failures_per_account: u32,
+    /// `TOLLGATE_LOGIN_FAILURES_PER_ACCOUNT_GLOBAL`: failed logins for one
+    /// account from every address together before every address that has
+    /// failed for it waits (addresses that never failed for it do not);
+    /// default 100.
+    pub login_failures_per_account_global: u32,
+    /// `TOLLGATE_LOGIN_FAILURES_PER_ADDRESS`: failed logins from one address
+    /// (any account) before each further attempt from it waits; default 50.
+    pub login_failures_per_address: u32,
+    /// `TOLLGATE_REGISTRATIONS_PER_ADDRESS`: registrations from one address
+    /// before each further one waits; default 20.
+    pub registrations_per_address: u32,
 }
 
 impl Config {
@@ -237,6 +260,12 @@ impl Config {
             ws_refresh_budget: 5,
             ws_expiry_notice: 60,
             ws_max_connections: 10_000,
+            trusted_proxies: Vec::new(),
+            introspections_per_client: 100_000,
+            login_failures_per_account: 5,
+            login_failures_per_account_global: 100,
+            login_failures_per_address: 50,
+            registrations_per_address: 20,
         }
     }
 

@@ -173,20 +173,28 @@ impl<S: Send + Sync> FromRequestParts<S> for Query {
     }
 }
 
-/// The client's IP address (the TCP peer).
+/// The client's IP address: the TCP peer, or, from a trusted proxy
+/// (`TOLLGATE_TRUSTED_PROXIES`), the address its forwarding headers name
+/// ([`crate::forwarded`]).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Peer(pub Option<IpAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for Peer {
+impl FromRequestParts<AppState> for Peer {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Peer, Self::Rejection> {
-        Ok(Peer(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|ConnectInfo(addr)| addr.ip()),
-        ))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Peer, Self::Rejection> {
+        Ok(Peer(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(
+            |ConnectInfo(addr)| {
+                crate::forwarded::client_address(
+                    addr.ip(),
+                    &parts.headers,
+                    &state.config.trusted_proxies,
+                )
+            },
+        )))
     }
 }
 

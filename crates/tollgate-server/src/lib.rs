@@ -30,6 +30,7 @@ pub mod clock;
 mod error;
 mod extract;
 mod fanout;
+mod forwarded;
 mod input;
 mod keys;
 pub mod keystore;
@@ -150,8 +151,6 @@ impl ServerError {
 pub(crate) struct Options {
     /// Keep-alive comment interval of the SSE feed.
     pub sse_keep_alive: Duration,
-    /// Introspection requests per second per client (burst: twice that).
-    pub introspection_rate: u32,
     /// How often the revocation pump reads the store.
     pub poll_interval: Duration,
     /// How often keys are reloaded from the store.
@@ -160,22 +159,18 @@ pub(crate) struct Options {
     pub hash_slots: usize,
     /// How long a connection may take to send a complete request head.
     pub header_read_timeout: Duration,
-    /// Registrations per address before each further one must wait.
-    pub registration_limit: u32,
 }
 
 impl Default for Options {
     fn default() -> Options {
         Options {
             sse_keep_alive: routes::feed::DEFAULT_KEEP_ALIVE,
-            introspection_rate: 1000,
             poll_interval: Duration::from_millis(500),
             key_reload_interval: Duration::from_secs(2),
             hash_slots: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(2),
             header_read_timeout: serve::HEADER_READ_TIMEOUT,
-            registration_limit: 20,
         }
     }
 }
@@ -202,10 +197,10 @@ impl ServerBuilder {
         self
     }
 
-    /// Introspection requests per second allowed per client (default 1000,
-    /// bursts of twice that).
+    /// Introspection requests per second allowed per client, bursts of
+    /// twice that (`TOLLGATE_INTROSPECTIONS_PER_CLIENT`; this overrides it).
     pub fn introspection_rate(mut self, per_second: u32) -> Self {
-        self.options.introspection_rate = per_second;
+        self.config.introspections_per_client = per_second;
         self
     }
 
@@ -229,10 +224,10 @@ impl ServerBuilder {
     }
 
     /// Registrations one address may make before each further one must
-    /// wait, doubling from 1 s to 5 min (default 20; forgotten after 15
-    /// quiet minutes).
+    /// wait, doubling from 1 s to 5 min; forgotten after 15 quiet minutes
+    /// (`TOLLGATE_REGISTRATIONS_PER_ADDRESS`; this overrides it).
     pub fn registration_limit(mut self, attempts: u32) -> Self {
-        self.options.registration_limit = attempts;
+        self.config.registrations_per_address = attempts;
         self
     }
 
@@ -299,7 +294,12 @@ impl ServerBuilder {
             }
         };
         let (stop, shutdown) = watch::channel(false);
-        let rate = options.introspection_rate;
+        let rate = config.introspections_per_client;
+        let account_failures = failures("account", config.login_failures_per_account);
+        let account_global_failures =
+            failures("account-global", config.login_failures_per_account_global);
+        let address_failures = failures("address", config.login_failures_per_address);
+        let registrations = failures("registration", config.registrations_per_address);
         let state = AppState::new(Shared {
             config,
             store,
@@ -310,9 +310,10 @@ impl ServerBuilder {
             fanout,
             plans,
             passwords,
-            account_failures: failures("account", 5),
-            address_failures: failures("address", 50),
-            registrations: failures("registration", options.registration_limit),
+            account_failures,
+            account_global_failures,
+            address_failures,
+            registrations,
             introspection_rate: RateLimiter::new(rate, rate.saturating_mul(2)),
             clients: ClientCache::default(),
             metrics: metrics::handle(),
@@ -484,6 +485,7 @@ async fn maintenance_loop(state: AppState) {
         if ticks.is_multiple_of(30) {
             state.revocations.prune(now);
             state.account_failures.prune(now);
+            state.account_global_failures.prune(now);
             state.address_failures.prune(now);
             state.registrations.prune(now);
             state.metrics.run_upkeep();

@@ -45,6 +45,8 @@ pub(crate) trait FailureCounts: Send + Sync {
     async fn check(&self, key: &str, now: UnixTime) -> Result<(), u64>;
     /// Counts a failure for `key`.
     async fn fail(&self, key: &str, now: UnixTime);
+    /// Whether `key` has failures not yet forgotten at `now`.
+    async fn has_failed(&self, key: &str, now: UnixTime) -> bool;
     /// Forgets `key`'s failures (a successful login).
     async fn clear(&self, key: &str);
     /// Drops what this process keeps for keys quiet longer than the window.
@@ -128,6 +130,14 @@ impl FailureLimiter {
         entry.last = now;
     }
 
+    /// Whether `key` has failures not yet forgotten at `now`.
+    pub fn has_failed(&self, key: &str, now: UnixTime) -> bool {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .get(key)
+            .is_some_and(|entry| now.saturating_sub(entry.last) < self.window)
+    }
+
     /// Forgets `key`'s failures (a successful login).
     pub fn clear(&self, key: &str) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
@@ -149,6 +159,9 @@ impl FailureCounts for FailureLimiter {
     }
     async fn fail(&self, key: &str, now: UnixTime) {
         FailureLimiter::fail(self, key, now);
+    }
+    async fn has_failed(&self, key: &str, now: UnixTime) -> bool {
+        FailureLimiter::has_failed(self, key, now)
     }
     async fn clear(&self, key: &str) {
         FailureLimiter::clear(self, key);
@@ -246,6 +259,23 @@ impl FailureCounts for SharedFailureLimiter {
                     .await
             })
             .await;
+    }
+
+    async fn has_failed(&self, key: &str, now: UnixTime) -> bool {
+        if self.local.has_failed(key, now) {
+            return true;
+        }
+        // The hash expires a window after its last failure.
+        let redis_key = self.redis_key(key);
+        self.link
+            .call("reading login failures", |mut conn| async move {
+                redis::cmd("EXISTS")
+                    .arg(redis_key)
+                    .query_async::<i64>(&mut conn)
+                    .await
+            })
+            .await
+            .is_some_and(|exists| exists > 0)
     }
 
     async fn clear(&self, key: &str) {

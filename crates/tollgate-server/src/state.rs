@@ -48,9 +48,13 @@ pub(crate) struct Shared {
     pub plans: Plans,
     /// argon2 on the blocking pool, bounded.
     pub passwords: PasswordPool,
-    /// Failed logins per account (normalised e-mail).
+    /// Failed logins per account (normalised e-mail) and client address:
+    /// one address's failures never hold back another's logins.
     pub account_failures: Box<dyn FailureCounts>,
-    /// Failed logins per client address.
+    /// Failed logins per account from every address together; applies only
+    /// to addresses that have failed for the account themselves.
+    pub account_global_failures: Box<dyn FailureCounts>,
+    /// Failed logins per client address (any account).
     pub address_failures: Box<dyn FailureCounts>,
     /// Registration attempts per client address (every attempt counts:
     /// each costs a password hash).

@@ -529,6 +529,11 @@ impl Resolver {
         }
     }
 
+    /// A count that the table bounds (at most 10 000 000) as a `u32`.
+    pub(super) fn count(&self, setting: Setting) -> Option<u32> {
+        self.number(setting).and_then(|n| u32::try_from(n).ok())
+    }
+
     pub(super) fn switch(&self, setting: Setting) -> Option<bool> {
         match self.values.get(&setting) {
             Some(Value::Switch(on)) => Some(*on),
@@ -637,6 +642,16 @@ impl Resolver {
             ws_refresh_budget: self.number(Setting::WsRefreshBudget)?,
             ws_expiry_notice: self.seconds(Setting::WsExpiryNotice)?,
             ws_max_connections: self.number(Setting::WsMaxConnections)?,
+            trusted_proxies: match self.values.get(&Setting::TrustedProxies) {
+                Some(Value::Cidrs(networks)) => networks.clone(),
+                _ => Vec::new(),
+            },
+            introspections_per_client: self.count(Setting::IntrospectionsPerClient)?,
+            login_failures_per_account: self.count(Setting::LoginFailuresPerAccount)?,
+            login_failures_per_account_global: self
+                .count(Setting::LoginFailuresPerAccountGlobal)?,
+            login_failures_per_address: self.count(Setting::LoginFailuresPerAddress)?,
+            registrations_per_address: self.count(Setting::RegistrationsPerAddress)?,
         })
     }
 }

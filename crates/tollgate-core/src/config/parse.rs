@@ -9,7 +9,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use super::table::{Kind, SettingSpec, Unit};
-use super::{Environment, FeedDownPolicy};
+use super::{Cidr, Environment, FeedDownPolicy};
 use crate::Secret;
 use crate::keys::Algorithm;
 
@@ -31,6 +31,7 @@ pub(super) enum Value {
     Policy(FeedDownPolicy),
     /// A size in bytes or a count.
     Number(u64),
+    Cidrs(Vec<Cidr>),
 }
 
 impl Value {
@@ -60,6 +61,11 @@ impl Value {
                 Kind::Bytes => bytes(*n),
                 _ => n.to_string(),
             },
+            Value::Cidrs(networks) => networks
+                .iter()
+                .map(Cidr::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
         }
     }
 }
@@ -137,6 +143,18 @@ pub(super) fn parse(spec: &SettingSpec, unit: Unit, raw: &str) -> Result<Value, 
         },
         Kind::Bytes => parse_bytes(text).map(Value::Number),
         Kind::Count => parse_count(text).map(Value::Number),
+        Kind::Cidrs => text
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(|item| {
+                Cidr::parse(item).ok_or_else(|| {
+                    "has an entry that is not a CIDR network or IP address (e.g. 10.0.0.0/8, ::1)"
+                        .to_owned()
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Value::Cidrs),
     }
 }
 

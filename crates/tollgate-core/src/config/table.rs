@@ -76,6 +76,18 @@ pub enum Setting {
     WsExpiryNotice,
     /// `TOLLGATE_WS_MAX_CONNECTIONS`.
     WsMaxConnections,
+    /// `TOLLGATE_TRUSTED_PROXIES`.
+    TrustedProxies,
+    /// `TOLLGATE_INTROSPECTIONS_PER_CLIENT`.
+    IntrospectionsPerClient,
+    /// `TOLLGATE_LOGIN_FAILURES_PER_ACCOUNT`.
+    LoginFailuresPerAccount,
+    /// `TOLLGATE_LOGIN_FAILURES_PER_ACCOUNT_GLOBAL`.
+    LoginFailuresPerAccountGlobal,
+    /// `TOLLGATE_LOGIN_FAILURES_PER_ADDRESS`.
+    LoginFailuresPerAddress,
+    /// `TOLLGATE_REGISTRATIONS_PER_ADDRESS`.
+    RegistrationsPerAddress,
 }
 
 impl Setting {
@@ -190,6 +202,8 @@ pub(crate) enum Kind {
     Bytes,
     /// A count: a whole number, 1 or more.
     Count,
+    /// A comma-separated list of CIDR networks.
+    Cidrs,
 }
 
 impl Kind {
@@ -213,6 +227,7 @@ impl Kind {
             Kind::Switch => "on/off (also true/false, yes/no, 1/0)",
             Kind::Bytes => "bytes (1024 to 64MiB), or a number with KiB or MiB (64KiB, 1MiB)",
             Kind::Count => "a whole number, 1 or more (at most 10000000)",
+            Kind::Cidrs => "comma-separated CIDR networks or addresses, e.g. 10.0.0.0/8,::1",
         }
     }
 }
@@ -729,6 +744,78 @@ static SETTINGS: &[SettingSpec] = &[
         development_only: false,
         description: "The most WebSocket connections one service instance holds (SDK); beyond it a handshake is refused with 503 (too_many_connections) before any upgrade. Keep it under the process's file limit.",
         defaults: everywhere("10000"),
+    },
+    SettingSpec {
+        setting: Setting::TrustedProxies,
+        env: "TOLLGATE_TRUSTED_PROXIES",
+        key: "trusted_proxies",
+        flag: Some("trusted-proxies"),
+        aliases: &[],
+        kind: Kind::Cidrs,
+        secret: false,
+        development_only: false,
+        description: "The reverse proxies and load balancers in front of `tollgate serve` (CIDR list). From a peer in the list, the client address is read from `Forwarded` (RFC 7239) or else `X-Forwarded-For`: the rightmost address that is not itself a trusted proxy. From any other peer those headers are ignored. The client address keys the login and registration limits and appears in logs.",
+        defaults: UNSET,
+    },
+    SettingSpec {
+        setting: Setting::IntrospectionsPerClient,
+        env: "TOLLGATE_INTROSPECTIONS_PER_CLIENT",
+        key: "introspections_per_client",
+        flag: Some("introspections-per-client"),
+        aliases: &[],
+        kind: Kind::Count,
+        secret: false,
+        development_only: false,
+        description: "Introspection requests per second one client may make (bursts of twice that). The default lets one busy resource server use the whole server.",
+        defaults: everywhere("100000"),
+    },
+    SettingSpec {
+        setting: Setting::LoginFailuresPerAccount,
+        env: "TOLLGATE_LOGIN_FAILURES_PER_ACCOUNT",
+        key: "login_failures_per_account",
+        flag: Some("login-failures-per-account"),
+        aliases: &[],
+        kind: Kind::Count,
+        secret: false,
+        development_only: false,
+        description: "Failed logins for one account from one client address before each further attempt from that address must wait (doubling from 1 s to 5 min; forgotten after 15 quiet minutes). Other addresses are not held back.",
+        defaults: everywhere("5"),
+    },
+    SettingSpec {
+        setting: Setting::LoginFailuresPerAccountGlobal,
+        env: "TOLLGATE_LOGIN_FAILURES_PER_ACCOUNT_GLOBAL",
+        key: "login_failures_per_account_global",
+        flag: Some("login-failures-per-account-global"),
+        aliases: &[],
+        kind: Kind::Count,
+        secret: false,
+        development_only: false,
+        description: "Failed logins for one account from all addresses together before every address that has failed for it must wait (same back-off); an address that never failed for the account is not held back, so the owner can still log in from one.",
+        defaults: everywhere("100"),
+    },
+    SettingSpec {
+        setting: Setting::LoginFailuresPerAddress,
+        env: "TOLLGATE_LOGIN_FAILURES_PER_ADDRESS",
+        key: "login_failures_per_address",
+        flag: Some("login-failures-per-address"),
+        aliases: &[],
+        kind: Kind::Count,
+        secret: false,
+        development_only: false,
+        description: "Failed logins from one client address, any account, before each further attempt from it must wait (same back-off).",
+        defaults: everywhere("50"),
+    },
+    SettingSpec {
+        setting: Setting::RegistrationsPerAddress,
+        env: "TOLLGATE_REGISTRATIONS_PER_ADDRESS",
+        key: "registrations_per_address",
+        flag: Some("registrations-per-address"),
+        aliases: &[],
+        kind: Kind::Count,
+        secret: false,
+        development_only: false,
+        description: "Registrations from one client address (every attempt counts) before each further one must wait (same back-off).",
+        defaults: everywhere("20"),
     },
 ];
 

@@ -73,8 +73,8 @@ pub(crate) async fn register(
     Ok((StatusCode::CREATED, axum::Json(registered)))
 }
 
-/// The limiter key of a client address (the TCP peer: forwarded-for
-/// headers are not trusted).
+/// The limiter key of a client address (the TCP peer, or the address a
+/// trusted proxy forwarded: see [`crate::forwarded`]).
 fn address_key(peer: Option<std::net::IpAddr>) -> String {
     format!(
         "address:{}",
@@ -108,17 +108,33 @@ pub(crate) async fn login(
     // An address that is not an e-mail cannot match a user; it still costs
     // a dummy verify so the answer says nothing.
     let email = input::email(&body.email).unwrap_or_default();
-    let account = format!("account:{email}");
     let address = address_key(peer);
-    let (by_account, by_address) = tokio::join!(
+    // The account limit is per account *and* address (issue 15): one
+    // address's failures never hold back another's login. The global
+    // per-account limit bounds a distributed guesser, and applies only to
+    // addresses that have failed for this account themselves, so the owner
+    // can always log in from an address that has not failed.
+    let account = format!("account:{email}|{address}");
+    let account_global = format!("account:{email}");
+    let (by_account, by_address, failed_here) = tokio::join!(
         state.account_failures.check(&account, now),
         state.address_failures.check(&address, now),
+        state.account_failures.has_failed(&account, now),
     );
-    let wait = [by_account.err(), by_address.err()]
+    let by_global = if failed_here {
+        state
+            .account_global_failures
+            .check(&account_global, now)
+            .await
+    } else {
+        Ok(())
+    };
+    let wait = [by_account.err(), by_address.err(), by_global.err()]
         .into_iter()
         .flatten()
         .max();
     if let Some(retry_after) = wait {
+        tracing::info!(client = %address, retry_after, "login refused: too many failed attempts");
         return Err(ApiError::TooManyAttempts { retry_after });
     }
     let user = if email.is_empty() {
@@ -137,8 +153,10 @@ pub(crate) async fn login(
             let now = state.now();
             tokio::join!(
                 state.account_failures.fail(&account, now),
+                state.account_global_failures.fail(&account_global, now),
                 state.address_failures.fail(&address, now),
             );
+            tracing::info!(client = %address, "login failed");
             ::metrics::counter!(metrics::LOGIN_FAILURES).increment(1);
             return Err(ApiError::InvalidCredentials);
         }

@@ -11,6 +11,7 @@ mod discovery;
 mod feed;
 mod instances;
 mod keys;
+mod limits;
 mod logs;
 mod oauth;
 mod outage;
