@@ -90,6 +90,17 @@ pub enum Error {
     /// A JWK or JWKS document is invalid.
     #[error("the key set is invalid: {0}")]
     InvalidJwk(&'static str),
+    /// A form body or query string does not parse (a broken `%`-escape,
+    /// text that is not UTF-8, too many parameters); see [`crate::form`].
+    #[error("the form is malformed: {0}")]
+    MalformedForm(&'static str),
+    /// A form or query names a parameter twice; `at` is the byte offset of
+    /// the second occurrence (see [`crate::form::name_at`]).
+    #[error("a parameter is repeated")]
+    RepeatedParameter {
+        /// Byte offset of the repeated parameter in the input.
+        at: usize,
+    },
 }
 
 impl Error {
@@ -121,6 +132,8 @@ impl Error {
             Error::Config(_) => "invalid_config",
             Error::Plans(_) => "invalid_plans",
             Error::InvalidJwk(_) => "invalid_jwk",
+            Error::MalformedForm(_) => "malformed_form",
+            Error::RepeatedParameter { .. } => "repeated_parameter",
         }
     }
 

@@ -23,6 +23,7 @@ pub mod config;
 mod encoding;
 pub mod error;
 pub mod fingerprint;
+pub mod form;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;

@@ -3,7 +3,8 @@
 //!
 //! - bodies: [`Form`] (strict `application/x-www-form-urlencoded`) and
 //!   [`Json`] (`application/json`), both under the body limit;
-//! - the URL: [`PathId`] and [`Query`];
+//! - the URL: [`PathId`] and [`RawQuery`] (parsed on demand into a
+//!   [`Query`]);
 //! - callers: [`UserAuth`] (a user's bearer token), [`AdminAuth`] (role
 //!   `admin` or service scope `admin`), [`authenticate_client`] (OAuth client
 //!   authentication, Basic or form), and [`Peer`] (the client address).
@@ -139,7 +140,30 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
     }
 }
 
-/// The query string, parsed as strictly as a form.
+/// The query string, parsed as strictly as a form, but only when the
+/// handler asks ([`RawQuery::parse`]): a route that needs an authenticated
+/// caller authenticates first, so an anonymous caller's query costs nothing
+/// (issue 15, item 1).
+#[derive(Debug)]
+pub(crate) struct RawQuery(Option<String>);
+
+impl RawQuery {
+    /// Parses the query (see [`input::form`]); 400 `invalid_request`.
+    pub fn parse(&self) -> Result<Query, ApiError> {
+        let query = self.0.as_deref().unwrap_or("");
+        Ok(Query(Form(input::form(query.as_bytes())?)))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RawQuery {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<RawQuery, Self::Rejection> {
+        Ok(RawQuery(parts.uri.query().map(str::to_owned)))
+    }
+}
+
+/// A parsed query string.
 #[derive(Debug)]
 pub(crate) struct Query(Form);
 
@@ -161,15 +185,6 @@ impl Query {
     /// A text parameter.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name)
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for Query {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Query, ApiError> {
-        let query = parts.uri.query().unwrap_or("");
-        Ok(Query(Form(input::form(query.as_bytes())?)))
     }
 }
 

@@ -108,59 +108,34 @@ pub(crate) fn is_identifier(raw: &str) -> bool {
     !raw.is_empty() && raw.len() <= 128 && raw.bytes().all(|b| b.is_ascii_graphic())
 }
 
-/// Parses a form body strictly: `+` is a space, `%XX` escapes must be
-/// complete and the result valid UTF-8, every name appears once (RFC 6749
-/// §3.2), and an empty value counts as absent (RFC 6749 §3.1).
+/// Parses a form body or query string strictly and in linear time (see
+/// [`tollgate_core::form`]): every name once, at most
+/// [`tollgate_core::form::MAX_PARAMETERS`] parameters, empty values
+/// dropped. Every refusal is a 400 `invalid_request`; a repeated name is
+/// named when it is short plain ASCII.
 pub(crate) fn form(body: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
-    let mut out: Vec<(String, String)> = Vec::new();
-    for pair in body.split(|b| *b == b'&') {
-        if pair.is_empty() {
-            continue;
-        }
-        let (name, value) = match pair.iter().position(|b| *b == b'=') {
-            Some(at) => (&pair[..at], &pair[at + 1..]),
-            None => (pair, &b""[..]),
-        };
-        let name = decode_component(name)?;
-        let value = decode_component(value)?;
-        if out.iter().any(|(n, _)| *n == name) {
-            return Err(ApiError::InvalidRequest(Cow::Owned(format!(
-                "the `{}` parameter is repeated",
-                printable(&name)
-            ))));
-        }
-        if !value.is_empty() {
-            out.push((name, value));
-        } else {
-            // Still remember the name so a later duplicate is caught.
-            out.push((name, String::new()));
-        }
-    }
-    out.retain(|(_, v)| !v.is_empty());
-    Ok(out)
+    tollgate_core::form::parse(body).map_err(|error| form_error(body, &error))
 }
 
 /// Decodes one form-urlencoded component (`+` is a space, `%XX` escapes).
 pub(crate) fn decode_component(raw: &[u8]) -> Result<String, ApiError> {
-    let mut bytes = Vec::with_capacity(raw.len());
-    let mut i = 0;
-    while i < raw.len() {
-        match raw[i] {
-            b'+' => bytes.push(b' '),
-            b'%' => {
-                let hex = raw
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok())
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                    .ok_or(ApiError::bad_request("the form body has a broken %-escape"))?;
-                bytes.push(hex);
-                i += 2;
-            }
-            b => bytes.push(b),
+    tollgate_core::form::decode(raw).map_err(|error| form_error(raw, &error))
+}
+
+fn form_error(body: &[u8], error: &tollgate_core::Error) -> ApiError {
+    match error {
+        tollgate_core::Error::RepeatedParameter { at } => {
+            let name = tollgate_core::form::name_at(body, *at).unwrap_or_default();
+            ApiError::InvalidRequest(Cow::Owned(format!(
+                "the `{}` parameter is repeated",
+                printable(&name)
+            )))
         }
-        i += 1;
+        tollgate_core::Error::MalformedForm(why) => ApiError::InvalidRequest(Cow::Owned(format!(
+            "the form body or query is malformed: {why}"
+        ))),
+        _ => ApiError::bad_request("the form body or query is malformed"),
     }
-    String::from_utf8(bytes).map_err(|_| ApiError::bad_request("the form body is not UTF-8"))
 }
 
 /// A parameter name safe to echo in an error: short, plain ASCII names only.
@@ -227,7 +202,21 @@ mod tests {
                 ("scope".into(), "a b c".into())
             ]
         );
-        assert!(form(b"a=1&a=2").is_err());
+        assert_eq!(
+            form(b"a=1&a=2"),
+            Err(ApiError::bad_request("the `a` parameter is repeated"))
+        );
+        assert_eq!(
+            form("é=1&é=2".as_bytes()),
+            Err(ApiError::bad_request("the `?` parameter is repeated"))
+        );
+        let many: String = (0..100).map(|i| format!("p{i}&")).collect();
+        assert_eq!(
+            form(many.as_bytes()),
+            Err(ApiError::bad_request(
+                "the form body or query is malformed: more than 64 parameters"
+            ))
+        );
         assert!(form(b"a=&a=2").is_err());
         assert!(form(b"a=%zz").is_err());
         assert!(form(b"a=%4").is_err());

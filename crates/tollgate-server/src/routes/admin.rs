@@ -16,7 +16,7 @@ use tollgate_store::{ClientRecord, UserRecord, UserUpdate};
 
 use crate::ApiError;
 use crate::accounts;
-use crate::extract::{AdminAuth, Json, PathId, Query};
+use crate::extract::{AdminAuth, Json, PathId, RawQuery};
 use crate::routes::auth::new_user;
 use crate::state::AppState;
 
@@ -73,12 +73,14 @@ pub(crate) async fn get_user(
 #[utoipa::path(get, path = "/v1/admin/users", tag = "admin", security(("bearer" = [])),
     params(("after" = Option<String>, Query, description = "Last user id of the previous page"),
            ("limit" = Option<u32>, Query, description = "Page size, 1–500 (default 100)")),
-    responses((status = 200, body = UserList)))]
+    responses((status = 200, body = UserList),
+              (status = 400, description = "invalid_request: a malformed, repeated or non-numeric parameter", body = ErrorBody)))]
 pub(crate) async fn list_users(
     State(state): State<AppState>,
     _: AdminAuth,
-    query: Query,
+    query: RawQuery,
 ) -> Result<axum::Json<UserList>, ApiError> {
+    let query = query.parse()?;
     let limit = query.number("limit")?.unwrap_or(100).clamp(1, 500) as u32;
     let users = state.store.list_users(query.get("after"), limit).await?;
     Ok(axum::Json(UserList {

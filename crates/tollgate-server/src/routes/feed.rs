@@ -22,7 +22,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tollgate_core::wire::{ErrorBody, RevocationEvent, RevocationPage};
 
 use crate::ApiError;
-use crate::extract::{Query, authenticate_client, service_bearer};
+use crate::extract::{RawQuery, authenticate_client, service_bearer};
 use crate::revocations::PAGE;
 use crate::state::AppState;
 
@@ -49,13 +49,16 @@ async fn authorize(state: &AppState, headers: &HeaderMap) -> Result<String, ApiE
     params(("after" = Option<u64>, Query, description = "Cursor to read after (default 0)"),
            ("limit" = Option<u32>, Query, description = "Page size, 1–500 (default 500)")),
     responses((status = 200, body = RevocationPage),
+              (status = 400, description = "invalid_request: a malformed, repeated or non-numeric parameter, or more than 64 (read only once the caller is authorized)", body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub(crate) async fn page(
     State(state): State<AppState>,
     headers: HeaderMap,
-    query: Query,
+    query: RawQuery,
 ) -> Result<axum::Json<RevocationPage>, ApiError> {
+    // Only an authorized caller's query is read (issue 15, item 1).
     authorize(&state, &headers).await?;
+    let query = query.parse()?;
     let after = query.number("after")?.unwrap_or(0);
     let limit = query
         .number("limit")?
@@ -80,13 +83,15 @@ pub(crate) async fn page(
     params(("after" = Option<u64>, Query, description = "Cursor to start after when there is no Last-Event-ID"),
            ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this cursor")),
     responses((status = 200, description = "text/event-stream of `revocation` events (id = cursor, data = RevocationEvent)", content_type = "text/event-stream"),
+              (status = 400, description = "invalid_request: a malformed Last-Event-ID or query (read only once the caller is authorized)", body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub(crate) async fn stream(
     State(state): State<AppState>,
     headers: HeaderMap,
-    query: Query,
+    query: RawQuery,
 ) -> Result<impl IntoResponse, ApiError> {
     let who = authorize(&state, &headers).await?;
+    let query = query.parse()?;
     let after = match headers.get("last-event-id") {
         Some(value) => value
             .to_str()

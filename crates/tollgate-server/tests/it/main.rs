@@ -9,6 +9,7 @@ mod common;
 mod connections;
 mod discovery;
 mod feed;
+mod hostile;
 mod instances;
 mod keys;
 mod limits;
