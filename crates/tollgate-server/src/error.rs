@@ -80,6 +80,10 @@ pub enum ApiError {
         "another rotation of the signing keys ran at the same moment; nothing was changed, try again"
     )]
     RotationConflict,
+    /// The change would disable or demote the last enabled admin. 409
+    /// `last_admin`.
+    #[error("this would leave no enabled admin; make another user admin first")]
+    LastAdmin,
     /// No such resource or route. 404 `not_found`.
     #[error("not found")]
     NotFound,
@@ -146,6 +150,7 @@ impl ApiError {
             ApiError::ClientIdTaken => "client_id_taken",
             ApiError::RotationNotSupported => "rotation_not_supported",
             ApiError::RotationConflict => "rotation_conflict",
+            ApiError::LastAdmin => "last_admin",
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::PayloadTooLarge => "payload_too_large",
@@ -184,7 +189,8 @@ impl ApiError {
             ApiError::EmailTaken
             | ApiError::ClientIdTaken
             | ApiError::RotationNotSupported
-            | ApiError::RotationConflict => StatusCode::CONFLICT,
+            | ApiError::RotationConflict
+            | ApiError::LastAdmin => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -461,6 +467,11 @@ mod tests {
     #[tokio::test]
     async fn rotation_conflict() {
         check(ApiError::RotationConflict, 409, "rotation_conflict", None).await;
+    }
+
+    #[tokio::test]
+    async fn last_admin() {
+        check(ApiError::LastAdmin, 409, "last_admin", None).await;
     }
 
     #[tokio::test]

@@ -93,6 +93,7 @@ pub(crate) async fn list_users(
     params(("id" = String, Path, description = "User id")), request_body = UpdateUser,
     responses((status = 200, description = "The user; `disabled: true` has revoked every token", body = User),
               (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, description = "last_admin: the change would disable or demote the last enabled admin", body = ErrorBody),
               (status = 503, description = "the store is down; repeat the call", body = ErrorBody)))]
 pub(crate) async fn update_user(
     State(state): State<AppState>,
@@ -105,6 +106,7 @@ pub(crate) async fn update_user(
         roles: body.roles.map(accounts::check_roles).transpose()?,
         disabled: body.disabled,
     };
+    refuse_losing_the_last_admin(&state, &id, &update).await?;
     let user = state
         .store
         .update_user(&id, update)
@@ -120,6 +122,43 @@ pub(crate) async fn update_user(
         tracing::info!(sub = %user.id, by = %admin.sub, "user updated");
     }
     Ok(axum::Json(user_view(user)))
+}
+
+/// Whether `user` is an enabled admin.
+fn is_active_admin(user: &UserRecord) -> bool {
+    !user.disabled && user.roles.iter().any(|r| r == "admin")
+}
+
+/// 409 `last_admin` when `update` would disable or demote the last enabled
+/// admin (issue 15, item 4: otherwise only the offline CLI could make a new
+/// one). Two admins demoting each other at the same moment can still both
+/// pass this check; the CLI (`tollgate user set`) remains the way back.
+async fn refuse_losing_the_last_admin(
+    state: &AppState,
+    id: &str,
+    update: &UserUpdate,
+) -> Result<(), ApiError> {
+    let Some(target) = state.store.find_user(id).await? else {
+        return Ok(());
+    };
+    let demoted = update
+        .roles
+        .as_ref()
+        .is_some_and(|roles| !roles.iter().any(|r| r == "admin"));
+    if !is_active_admin(&target) || !(demoted || update.disabled == Some(true)) {
+        return Ok(());
+    }
+    let mut after: Option<String> = None;
+    loop {
+        let page = state.store.list_users(after.as_deref(), 500).await?;
+        if page.iter().any(|u| u.id != target.id && is_active_admin(u)) {
+            return Ok(());
+        }
+        match page.last() {
+            Some(last) if page.len() == 500 => after = Some(last.id.clone()),
+            _ => return Err(ApiError::LastAdmin),
+        }
+    }
 }
 
 /// `POST /v1/admin/users/{id}/revoke`.

@@ -131,3 +131,60 @@ async fn issue_15_the_feed_authenticates_before_reading_its_query() {
     .await;
     answer.expect(200, None);
 }
+
+/// Item 4: the last enabled admin can neither disable nor demote itself
+/// (409 `last_admin`, nothing changed); with a second admin it can.
+#[tokio::test]
+async fn issue_15_the_last_admin_cannot_disable_or_demote_itself() {
+    let api = Api::start().await;
+    let token = api.admin_token().await;
+    let me = api.get("/v1/auth/me", Some(&token)).await;
+    let id = me.str("sub");
+    let path = format!("/v1/admin/users/{id}");
+    for body in [
+        serde_json::json!({"disabled": true}),
+        serde_json::json!({"roles": []}),
+        serde_json::json!({"roles": ["ops"], "disabled": false}),
+    ] {
+        let answer = api
+            .send_json(reqwest::Method::PATCH, &path, Some(&token), &body)
+            .await;
+        answer.expect(409, Some("last_admin"));
+    }
+    // Nothing changed: the token still works and the user is still admin.
+    let user = api.get(&path, Some(&token)).await;
+    user.expect(200, None);
+    assert_eq!(user.body["roles"], serde_json::json!(["admin"]));
+    assert_eq!(user.body["disabled"], false);
+    // Other changes of the last admin are fine.
+    api.send_json(
+        reqwest::Method::PATCH,
+        &path,
+        Some(&token),
+        &serde_json::json!({"roles": ["admin", "ops"]}),
+    )
+    .await
+    .expect(200, None);
+    // With a second admin, the first may step down.
+    let other = api.user("second-admin@example.com").await;
+    let other_id = api
+        .get("/v1/auth/me", Some(&other.str("access_token")))
+        .await
+        .str("sub");
+    api.send_json(
+        reqwest::Method::PATCH,
+        &format!("/v1/admin/users/{other_id}"),
+        Some(&token),
+        &serde_json::json!({"roles": ["admin"]}),
+    )
+    .await
+    .expect(200, None);
+    api.send_json(
+        reqwest::Method::PATCH,
+        &path,
+        Some(&token),
+        &serde_json::json!({"roles": []}),
+    )
+    .await
+    .expect(200, None);
+}
