@@ -174,7 +174,9 @@ fn keys_are_generated_listed_and_rotated() {
     let new: serde_json::Value = serde_json::from_str(rotated.stdout.trim()).unwrap();
     let list = data.run(&["keys", "list"]);
     let lines: Vec<&str> = list.stdout.lines().collect();
-    assert_eq!(lines.len(), 2, "{}", list.stdout);
+    // The first key, the promoted next key, and the new next key.
+    assert_eq!(lines.len(), 3, "{}", list.stdout);
+    assert!(lines[0].contains("  next  "), "{}", list.stdout);
     assert!(
         lines
             .iter()
