@@ -99,6 +99,8 @@ fn main() -> std::io::Result<()> {
         service_token_ttl: Some(3600),
         leeway: Some(30),
         secret_fingerprint: None,
+        previous_secret_fingerprint: None,
+        previous_secret_until: None,
     };
     write(
         "wire",

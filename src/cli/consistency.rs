@@ -302,11 +302,7 @@ fn row(
     let differences = compare(reference, print);
     Row {
         service,
-        level: if differences.is_empty() {
-            Level::Info
-        } else {
-            Level::Critical
-        },
+        level: tollgate_core::fingerprint::level_of(&differences),
         differences,
         ..base
     }

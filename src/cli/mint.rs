@@ -139,7 +139,7 @@ pub fn run(args: MintArgs) -> anyhow::Result<Outcome> {
 fn signing_key(local: &Local) -> anyhow::Result<SigningKey> {
     let config = &local.config;
     if config.signing_alg.is_symmetric() {
-        let ring = keystore::hmac_ring(config.hmac_secret.as_ref(), local.now())?;
+        let ring = keystore::hmac_ring(config.hmac_secret.as_ref(), None, local.now())?;
         return Ok(ring.signing_key()?);
     }
     let master = local.master_key()?;

@@ -26,6 +26,8 @@ fn two_legacy_lifetimes_that_disagree_fail_naming_both() {
         TOLLGATE_LEEWAY                             30                                    default (development)
         TOLLGATE_SIGNING_ALG                        EdDSA                                 default (development)
         TOLLGATE_HMAC_SECRET                        (unset)                               default (development)
+        TOLLGATE_HMAC_PREVIOUS_SECRET               (unset)                               default (development)
+        TOLLGATE_HMAC_PREVIOUS_UNTIL                (unset)                               default (development)
         TOLLGATE_DATABASE_URL                       sqlite://./tollgate-data/tollgate.db  default (development)
         TOLLGATE_REDIS_URL                          (unset)                               default (development)
         TOLLGATE_REDIS_PREFIX                       (unset)                               default (development)
@@ -204,6 +206,26 @@ fn production_json_lists_sources_and_errors() {
               "key": "hmac_secret",
               "name": "TOLLGATE_HMAC_SECRET",
               "secret": true,
+              "source": {
+                "environment": "production",
+                "kind": "default"
+              },
+              "value": null
+            },
+            {
+              "key": "hmac_previous_secret",
+              "name": "TOLLGATE_HMAC_PREVIOUS_SECRET",
+              "secret": true,
+              "source": {
+                "environment": "production",
+                "kind": "default"
+              },
+              "value": null
+            },
+            {
+              "key": "hmac_previous_until",
+              "name": "TOLLGATE_HMAC_PREVIOUS_UNTIL",
+              "secret": false,
               "source": {
                 "environment": "production",
                 "kind": "default"

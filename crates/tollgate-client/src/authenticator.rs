@@ -40,12 +40,12 @@ use arc_swap::ArcSwap;
 use tokio::task::JoinHandle;
 use tollgate_core::config::{Component, Config, ConfigBuilder, FeedDownPolicy};
 use tollgate_core::fingerprint::secret_fingerprint;
-use tollgate_core::keys::Algorithm;
+use tollgate_core::keys::{Algorithm, KeyRing};
 use tollgate_core::validate::DEFAULT_LEEWAY;
 use tollgate_core::wire::{Fingerprint, FingerprintKey};
 use tollgate_core::{
     Error as CoreError, Expect, MAX_TOKEN_BYTES, Secret, UnixTime, ValidationPolicy, Validator,
-    VerifyingKey, VerifyingKeys,
+    VerifyingKeys,
 };
 
 use crate::breaker::{BreakerConfig, BreakerState};
@@ -221,6 +221,7 @@ pub struct AuthenticatorBuilder {
     confirm_for: Duration,
     max_staleness: Duration,
     shared_secret: Option<Secret>,
+    previous_secret: Option<(Secret, UnixTime)>,
     feed: FeedConfig,
     startup_timeout: Duration,
     feed_wait: Duration,
@@ -314,6 +315,15 @@ impl AuthenticatorBuilder {
         self
     }
 
+    /// During an HS256 secret rotation: also accepts tokens signed with the
+    /// previous shared secret until `until` (Unix seconds;
+    /// `TOLLGATE_HMAC_PREVIOUS_SECRET`, `TOLLGATE_HMAC_PREVIOUS_UNTIL`).
+    /// Default: none.
+    pub fn previous_shared_secret(mut self, secret: Secret, until: UnixTime) -> Self {
+        self.previous_secret = Some((secret, until));
+        self
+    }
+
     /// Reconnection delays of the feed (doubling from `min` up to `max`);
     /// default 100 ms to 5 s.
     pub fn feed_backoff(mut self, min: Duration, max: Duration) -> Self {
@@ -370,11 +380,17 @@ impl AuthenticatorBuilder {
         let (mode, validator, secret_fp) = match (&self.shared_secret, &metadata.jwks_uri) {
             (Some(secret), _) => {
                 let fp = secret_fingerprint(secret);
-                let key = VerifyingKey::from_hmac_secret(&format!("hs256-{fp}"), secret).map_err(
-                    |err| AuthError::Config(format!("the shared secret is refused: {err}")),
-                )?;
+                // The same ring as the token service's: the previous secret
+                // verifies until its moment, never after.
+                let ring = KeyRing::shared_secret(
+                    secret,
+                    self.previous_secret.as_ref().map(|(s, until)| (s, *until)),
+                    clock::now(),
+                )
+                .and_then(|ring| ring.verifying_keys(clock::now()))
+                .map_err(|err| AuthError::Config(format!("the shared secret is refused: {err}")))?;
                 policy = policy.with_algorithms(&[Algorithm::HS256]);
-                let validator = Validator::new(policy.clone(), VerifyingKeys::new([key]));
+                let validator = Validator::new(policy.clone(), ring);
                 (Mode::SharedSecret, validator, Some(fp))
             }
             (None, Some(_)) => (
@@ -405,6 +421,17 @@ impl AuthenticatorBuilder {
         }));
 
         let mut tasks = Vec::new();
+        if mode == Mode::SharedSecret
+            && let (Some(secret), Some((_, until))) = (&self.shared_secret, &self.previous_secret)
+            && *until > clock::now()
+        {
+            tasks.push(tokio::spawn(end_secret_overlap(
+                keys.clone(),
+                policy.clone(),
+                secret.clone(),
+                *until,
+            )));
+        }
         let key_source = match (&metadata.jwks_uri, mode) {
             (Some(url), Mode::Jwks) => {
                 let source = Arc::new(KeySource::new(
@@ -554,6 +581,32 @@ async fn wake_when_stale(feed: Arc<FeedStatus>, revocations: Arc<RevocationSet>,
     }
 }
 
+/// At the end of an HS256 secret overlap, drops the previous secret.
+async fn end_secret_overlap(
+    keys: Arc<ArcSwap<KeyState>>,
+    policy: ValidationPolicy,
+    secret: Secret,
+    until: UnixTime,
+) {
+    let wait = until.saturating_sub(clock::now());
+    tokio::time::sleep(Duration::from_secs(wait)).await;
+    while clock::now() < until {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    match KeyRing::shared_secret(&secret, None, until).and_then(|r| r.verifying_keys(until)) {
+        Ok(current) => {
+            let generation = keys.load().generation + 1;
+            keys.store(Arc::new(KeyState {
+                validator: Validator::new(policy, current),
+                generation,
+                fetched_at_ms: clock::now_ms(),
+            }));
+            tracing::info!("the previous shared secret's overlap ended; it verifies no more");
+        }
+        Err(err) => tracing::error!(reason = %err, "ending the shared secret overlap failed"),
+    }
+}
+
 async fn refresh_keys(source: Arc<KeySource>, every: Duration) {
     let mut ticker = tokio::time::interval(every.max(Duration::from_secs(1)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -584,6 +637,7 @@ impl Authenticator {
             confirm_for: Duration::from_secs(1),
             max_staleness: Duration::from_secs(30),
             shared_secret: None,
+            previous_secret: None,
             feed: FeedConfig::default(),
             startup_timeout: Duration::from_secs(10),
             feed_wait: Duration::from_secs(2),
@@ -605,6 +659,7 @@ impl Authenticator {
         }
         if config.signing_alg == Algorithm::HS256 {
             builder.shared_secret = config.hmac_secret.clone();
+            builder.previous_secret = config.hmac_previous.clone();
         }
         builder
     }
@@ -1025,6 +1080,8 @@ impl Authenticator {
             service_token_ttl: None,
             leeway: Some(policy.leeway()),
             secret_fingerprint: self.inner.secret_fingerprint.clone(),
+            previous_secret_fingerprint: None,
+            previous_secret_until: None,
         }
     }
 }

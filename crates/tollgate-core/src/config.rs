@@ -144,6 +144,10 @@ pub struct Config {
     pub signing_alg: Algorithm,
     /// `TOLLGATE_HMAC_SECRET`; only with HS256; default none.
     pub hmac_secret: Option<Secret>,
+    /// `TOLLGATE_HMAC_PREVIOUS_SECRET` and `TOLLGATE_HMAC_PREVIOUS_UNTIL`:
+    /// the previous HS256 secret, which verifies (never signs) until that
+    /// Unix time; only with HS256; default none.
+    pub hmac_previous: Option<(Secret, crate::UnixTime)>,
     /// `TOLLGATE_DATABASE_URL`; default `sqlite://./tollgate-data/tollgate.db`.
     pub database_url: Secret,
     /// `TOLLGATE_REDIS_URL`; default none (in-process fan-out).
@@ -240,6 +244,7 @@ impl Config {
             leeway: 30,
             signing_alg: Algorithm::EdDSA,
             hmac_secret: None,
+            hmac_previous: None,
             database_url: Secret::from("sqlite://./tollgate-data/tollgate.db"),
             redis_url: None,
             redis_prefix: None,

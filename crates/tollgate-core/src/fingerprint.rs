@@ -35,6 +35,20 @@ pub struct Difference {
     pub expected: String,
     /// The service's value.
     pub found: String,
+    /// How bad it is: [`Level::Critical`], or [`Level::Warning`] for a
+    /// service still on the previous HS256 secret during its overlap.
+    pub level: Level,
+}
+
+impl Difference {
+    fn critical(field: &'static str, expected: String, found: String) -> Difference {
+        Difference {
+            field,
+            expected,
+            found,
+            level: Level::Critical,
+        }
+    }
 }
 
 /// The fields of `service` that disagree with `reference` (the token
@@ -53,11 +67,7 @@ pub struct Difference {
 pub fn compare(reference: &Fingerprint, service: &Fingerprint) -> Vec<Difference> {
     let mut out = Vec::new();
     let mut differ = |field, expected: String, found: String| {
-        out.push(Difference {
-            field,
-            expected,
-            found,
-        });
+        out.push(Difference::critical(field, expected, found));
     };
     if reference.issuer != service.issuer {
         differ("issuer", reference.issuer.clone(), service.issuer.clone());
@@ -157,20 +167,40 @@ pub fn compare(reference: &Fingerprint, service: &Fingerprint) -> Vec<Difference
         num(service.service_token_ttl),
     );
     optional("leeway", num(reference.leeway), num(service.leeway));
-    optional(
-        "secret_fingerprint",
-        reference.secret_fingerprint.clone(),
-        service.secret_fingerprint.clone(),
-    );
+    if let (Some(expected), Some(found)) =
+        (&reference.secret_fingerprint, &service.secret_fingerprint)
+        && expected != found
+    {
+        // During an HS256 secret rotation a service still on the previous
+        // secret is late, not wrong: its tokens verify until the overlap
+        // ends.
+        match (&reference.previous_secret_fingerprint, reference.previous_secret_until) {
+            (Some(previous), Some(until)) if previous == found => out.push(Difference {
+                field: "secret_fingerprint",
+                expected: format!(
+                    "{expected} (the service holds the previous secret, which verifies until {until}: move it to the current one before then)"
+                ),
+                found: found.clone(),
+                level: Level::Warning,
+            }),
+            _ => out_push(&mut out, "secret_fingerprint", expected.clone(), found.clone()),
+        }
+    }
     out
 }
 
 fn out_push(out: &mut Vec<Difference>, field: &'static str, expected: String, found: String) {
-    out.push(Difference {
-        field,
-        expected,
-        found,
-    });
+    out.push(Difference::critical(field, expected, found));
+}
+
+/// The level of a service's comparison: `INFO` without differences, else
+/// the worst difference's.
+pub fn level_of(differences: &[Difference]) -> Level {
+    differences
+        .iter()
+        .map(|d| d.level)
+        .max()
+        .unwrap_or(Level::Info)
 }
 
 /// The outcome of a consistency check, worst last. Exit codes follow the
@@ -247,6 +277,8 @@ mod tests {
             service_token_ttl: Some(3600),
             leeway: Some(30),
             secret_fingerprint: None,
+            previous_secret_fingerprint: None,
+            previous_secret_until: None,
         }
     }
 
@@ -296,6 +328,27 @@ mod tests {
                 && differences[0].expected.contains("rotation without overlap"),
             "{differences:?}"
         );
+    }
+
+    #[test]
+    fn a_service_on_the_previous_secret_during_the_overlap_is_a_warning() {
+        let mut reference = print();
+        reference.secret_fingerprint = Some("new".into());
+        let mut service = print();
+        service.secret_fingerprint = Some("old".into());
+        // No overlap: it disagrees.
+        assert_eq!(level_of(&compare(&reference, &service)), Level::Critical);
+        reference.previous_secret_fingerprint = Some("old".into());
+        reference.previous_secret_until = Some(2_000_000_000);
+        let differences = compare(&reference, &service);
+        assert_eq!(differences.len(), 1);
+        assert_eq!(differences[0].field, "secret_fingerprint");
+        assert_eq!(level_of(&differences), Level::Warning);
+        // A third secret is still critical; the current one is consistent.
+        service.secret_fingerprint = Some("other".into());
+        assert_eq!(level_of(&compare(&reference, &service)), Level::Critical);
+        service.secret_fingerprint = Some("new".into());
+        assert_eq!(level_of(&compare(&reference, &service)), Level::Info);
     }
 
     #[test]

@@ -338,6 +338,13 @@ wire! {
         /// Keyed 64-bit fingerprint of the shared HS256 secret, if one is held.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub secret_fingerprint: Option<String>,
+        /// During an HS256 secret rotation: the keyed fingerprint of the
+        /// previous secret, which still verifies (never signs).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub previous_secret_fingerprint: Option<String>,
+        /// When the previous secret stops verifying (Unix seconds).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub previous_secret_until: Option<UnixTime>,
     }
 }
 

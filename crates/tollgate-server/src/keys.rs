@@ -61,6 +61,7 @@ struct KeyPolicy {
     alg: Algorithm,
     overlap: u64,
     hmac_secret: Option<Secret>,
+    hmac_previous: Option<(Secret, UnixTime)>,
 }
 
 impl KeyPolicy {
@@ -73,6 +74,7 @@ impl KeyPolicy {
             alg: config.signing_alg,
             overlap: config.key_overlap(),
             hmac_secret: config.hmac_secret.clone(),
+            hmac_previous: config.hmac_previous.clone(),
         }
     }
 
@@ -113,13 +115,7 @@ impl KeyPolicy {
             }
         }
         fingerprint_keys.sort_by(|a, b| a.kid.cmp(&b.kid));
-        let rebuild_at = ring
-            .keys()
-            .iter()
-            .filter(|k| k.status == KeyStatus::VerifyOnly)
-            .filter_map(|k| k.retire_at)
-            .filter(|t| *t > now)
-            .min();
+        let rebuild_at = ring.changes_at(now);
         Ok(KeySet {
             validator: Validator::new(policy, verifying),
             validated: TokenCache::new(VALIDATED_TOKENS),
@@ -153,7 +149,11 @@ impl KeyManager {
         let policy = KeyPolicy::from_config(config);
         let master = keystore::master_key(config.master_key.as_ref())?;
         let ring = if policy.alg.is_symmetric() {
-            keystore::hmac_ring(policy.hmac_secret.as_ref(), now)?
+            keystore::hmac_ring(
+                policy.hmac_secret.as_ref(),
+                policy.hmac_previous.as_ref(),
+                now,
+            )?
         } else {
             let (ring, created) = keystore::prepare(
                 store.as_ref(),

@@ -243,11 +243,17 @@ pub async fn prepare(
     Ok((ring, kid))
 }
 
-/// The one-key ring of an HS256 deployment: the shared secret, never stored.
-pub fn hmac_ring(secret: Option<&Secret>, now: UnixTime) -> Result<KeyRing, ServerError> {
+/// The ring of an HS256 deployment, never stored: the shared secret, and
+/// during a secret rotation the previous one, verify-only until its moment
+/// ([`KeyRing::shared_secret`]).
+pub fn hmac_ring(
+    secret: Option<&Secret>,
+    previous: Option<&(Secret, UnixTime)>,
+    now: UnixTime,
+) -> Result<KeyRing, ServerError> {
     let secret = secret.ok_or(ServerError::MissingHmacSecret)?;
-    let key = ManagedKey::from_hmac_secret(secret, now).map_err(ServerError::Keys)?;
-    Ok(KeyRing::new(vec![key]))
+    KeyRing::shared_secret(secret, previous.map(|(s, until)| (s, *until)), now)
+        .map_err(ServerError::Keys)
 }
 
 /// The keys of a ring as the admin API and `tollgate keys list` show them:

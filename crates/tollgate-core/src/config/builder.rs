@@ -529,6 +529,13 @@ impl Resolver {
         }
     }
 
+    pub(super) fn moment(&self, setting: Setting) -> Option<u64> {
+        match self.values.get(&setting) {
+            Some(Value::Moment(at, _)) => Some(*at),
+            _ => None,
+        }
+    }
+
     /// A count that the table bounds (at most 10 000 000) as a `u32`.
     pub(super) fn count(&self, setting: Setting) -> Option<u32> {
         self.number(setting).and_then(|n| u32::try_from(n).ok())
@@ -622,6 +629,11 @@ impl Resolver {
                 .secret(Setting::HmacSecret)
                 .filter(|_| signing_alg == Algorithm::HS256)
                 .cloned(),
+            hmac_previous: self
+                .secret(Setting::HmacPreviousSecret)
+                .filter(|_| signing_alg == Algorithm::HS256)
+                .cloned()
+                .zip(self.moment(Setting::HmacPreviousUntil)),
             database_url: self.secret(Setting::DatabaseUrl)?.clone(),
             redis_url: self.secret(Setting::RedisUrl).cloned(),
             redis_prefix: owned(Setting::RedisPrefix),

@@ -32,6 +32,8 @@ pub(super) enum Value {
     /// A size in bytes or a count.
     Number(u64),
     Cidrs(Vec<Cidr>),
+    /// A moment (RFC 3339), as Unix seconds and as written.
+    Moment(u64, String),
 }
 
 impl Value {
@@ -66,6 +68,7 @@ impl Value {
                 .map(Cidr::to_string)
                 .collect::<Vec<_>>()
                 .join(","),
+            Value::Moment(at, text) => format!("{} ({at})", plain(text)),
         }
     }
 }
@@ -85,6 +88,12 @@ pub(super) fn parse(spec: &SettingSpec, unit: Unit, raw: &str) -> Result<Value, 
         Kind::Audience => parse_list(text).map(Value::List),
         Kind::Duration => parse_duration(text, unit, false).map(Value::Seconds),
         Kind::Leeway => parse_duration(text, unit, true).map(Value::Seconds),
+        Kind::Moment => parse_rfc3339(text)
+            .map(|at| Value::Moment(at, text.to_owned()))
+            .ok_or_else(|| {
+                "is not an RFC 3339 moment (e.g. 2026-12-31T23:59:59Z or 2026-12-31T12:00:00+01:00)"
+                    .to_owned()
+            }),
         Kind::Algorithm => Algorithm::from_name(text).map(Value::Alg).ok_or_else(|| {
             "is not a signing algorithm; use one of EdDSA, ES256, RS256, HS256 (exact case)"
                 .to_owned()
@@ -377,6 +386,85 @@ fn is_credential_name(name: &str) -> bool {
 }
 
 /// `900 (15m)`: seconds, and the largest whole unit when there is one.
+/// An RFC 3339 date-time (`YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`, `T` or
+/// `t` or a space) as Unix seconds (fractions dropped); `None` when it is
+/// not one or is before 1970.
+pub(crate) fn parse_rfc3339(text: &str) -> Option<u64> {
+    let b = text.as_bytes();
+    if b.len() < 20 {
+        return None;
+    }
+    let num = |range: std::ops::Range<usize>| -> Option<i64> {
+        let part = text.get(range)?;
+        if !part.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        part.parse().ok()
+    };
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    if b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let days_in_month = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if day < 1 || day > days_in_month || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let mut rest = &text[19..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        rest = &frac[digits..];
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        _ => {
+            let sign = match rest.as_bytes().first()? {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let rb = rest.as_bytes();
+            if rest.len() != 6 || rb[3] != b':' {
+                return None;
+            }
+            let digits = |r: std::ops::Range<usize>| -> Option<i64> {
+                let part = rest.get(r)?;
+                part.bytes()
+                    .all(|c| c.is_ascii_digit())
+                    .then(|| part.parse().ok())?
+            };
+            let (oh, om) = (digits(1..3)?, digits(4..6)?);
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            sign * (oh * 3600 + om * 60)
+        }
+    };
+    // Days from the civil date (H. Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let at = days * 86_400 + hour * 3600 + minute * 60 + second.min(59) - offset;
+    u64::try_from(at).ok()
+}
+
 fn seconds(secs: u64) -> String {
     for (factor, suffix) in [(86_400, "d"), (3600, "h"), (60, "m")] {
         if secs >= factor && secs.is_multiple_of(factor) {

@@ -106,6 +106,47 @@ impl Resolver {
             )),
             _ => {}
         }
+        self.check_previous_secret(alg);
+    }
+
+    /// HS256 secret rotation: the previous secret follows the current one's
+    /// rules, and always comes with the end of its overlap.
+    fn check_previous_secret(&mut self, alg: Option<Algorithm>) {
+        let name = self.origin(Setting::HmacPreviousSecret);
+        let until_name = self.origin(Setting::HmacPreviousUntil);
+        let previous = self.secret(Setting::HmacPreviousSecret).cloned();
+        let until = self.moment(Setting::HmacPreviousUntil);
+        match (alg, previous, until) {
+            (_, None, Some(_)) => self.warning(format!(
+                "{until_name} is set but TOLLGATE_HMAC_PREVIOUS_SECRET is not; it is not used"
+            )),
+            (Some(Algorithm::HS256), Some(previous), until) => {
+                if previous.len() < MIN_HMAC_SECRET_BYTES {
+                    self.error(format!(
+                        "{name} is {} bytes; HS256 needs a secret of at least {MIN_HMAC_SECRET_BYTES} random bytes",
+                        previous.len()
+                    ));
+                } else if is_weak_secret(&previous) {
+                    self.refusal(format!(
+                        "{name} is a well-known placeholder or repetitive secret; it must not verify tokens"
+                    ));
+                }
+                if self.secret(Setting::HmacSecret) == Some(&previous) {
+                    self.warning(format!(
+                        "{name} is the same as TOLLGATE_HMAC_SECRET; there is nothing to rotate"
+                    ));
+                }
+                if until.is_none() {
+                    self.error(format!(
+                        "{name} is set without TOLLGATE_HMAC_PREVIOUS_UNTIL; say when the overlap ends (RFC 3339, e.g. 2026-12-31T23:59:59Z)"
+                    ));
+                }
+            }
+            (Some(other), Some(_), _) => self.warning(format!(
+                "{name} is set but the signing algorithm is {other}; the secret is not used"
+            )),
+            _ => {}
+        }
     }
 
     fn check_master_key(&mut self) {

@@ -36,6 +36,10 @@ pub enum Setting {
     SigningAlg,
     /// `TOLLGATE_HMAC_SECRET`.
     HmacSecret,
+    /// `TOLLGATE_HMAC_PREVIOUS_SECRET`.
+    HmacPreviousSecret,
+    /// `TOLLGATE_HMAC_PREVIOUS_UNTIL`.
+    HmacPreviousUntil,
     /// `TOLLGATE_DATABASE_URL`.
     DatabaseUrl,
     /// `TOLLGATE_REDIS_URL`.
@@ -187,6 +191,8 @@ pub(crate) enum Kind {
     Duration,
     /// A clock-skew allowance: zero allowed.
     Leeway,
+    /// A moment, RFC 3339.
+    Moment,
     Algorithm,
     Secret,
     /// A secret that is a user's password (the password policy applies).
@@ -215,6 +221,7 @@ impl Kind {
             Kind::Audience => "comma-separated list of non-empty names",
             Kind::Duration => "seconds, or a number with s, m, h or d (900, 15m, 1h, 7d)",
             Kind::Leeway => "seconds (0 allowed), or a number with s, m, h or d",
+            Kind::Moment => "RFC 3339 date-time, e.g. 2026-12-31T23:59:59Z",
             Kind::Algorithm => "EdDSA, ES256, RS256, HS256 (exact case)",
             Kind::Secret => "secret text (masked in every output)",
             Kind::Password => "a password: 8 characters or more, not a common one",
@@ -493,6 +500,34 @@ static SETTINGS: &[SettingSpec] = &[
         secret: true,
         development_only: false,
         description: "The shared secret for HS256 (at least 32 bytes, not a well-known placeholder). Used only with HS256.",
+        defaults: UNSET,
+    },
+    SettingSpec {
+        setting: Setting::HmacPreviousSecret,
+        env: "TOLLGATE_HMAC_PREVIOUS_SECRET",
+        key: "hmac_previous_secret",
+        flag: None,
+        aliases: &[
+            alias("JWT_PREVIOUS_SECRET_KEY"),
+            alias("JWT_PREVIOUS_SECRET"),
+            alias("JWT_PREVIOUS_SECRET_<ENV>"),
+        ],
+        kind: Kind::Secret,
+        secret: true,
+        development_only: false,
+        description: "HS256 secret rotation: the previous shared secret, accepted for verification (never for signing) until TOLLGATE_HMAC_PREVIOUS_UNTIL. Same rules as TOLLGATE_HMAC_SECRET.",
+        defaults: UNSET,
+    },
+    SettingSpec {
+        setting: Setting::HmacPreviousUntil,
+        env: "TOLLGATE_HMAC_PREVIOUS_UNTIL",
+        key: "hmac_previous_until",
+        flag: Some("hmac-previous-until"),
+        aliases: &[],
+        kind: Kind::Moment,
+        secret: false,
+        development_only: false,
+        description: "The end of the HS256 overlap (RFC 3339): from this moment the previous secret verifies nothing. Required with TOLLGATE_HMAC_PREVIOUS_SECRET.",
         defaults: UNSET,
     },
     SettingSpec {

@@ -760,3 +760,79 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_previous_hs256_secret_verifies_until_a_moment_and_follows_the_secret_rules() {
+    let (current, previous) = (strong(40), strong(36));
+    let report = build(
+        Component::Server,
+        &format!(
+            "TOLLGATE_SIGNING_ALG=HS256\nTOLLGATE_HMAC_SECRET={current}\nJWT_PREVIOUS_SECRET={previous}\nTOLLGATE_HMAC_PREVIOUS_UNTIL=2026-12-31T23:59:59Z"
+        ),
+    );
+    expect![[r#"
+        warning: JWT_PREVIOUS_SECRET is a deprecated name; use TOLLGATE_HMAC_PREVIOUS_SECRET
+        ok
+    "#]]
+    .assert_eq(&render(&report));
+    let config = report.into_config().unwrap().0;
+    assert_eq!(
+        config.hmac_previous,
+        Some((Secret::from(previous.as_str()), 1_798_761_599))
+    );
+    // Production refuses a weak previous secret; the overlap must end.
+    let weak = "your-super-secret-jwt-token-with-at-least-32-characters-long";
+    check(
+        &format!(
+            "{}TOLLGATE_SIGNING_ALG=HS256\nTOLLGATE_HMAC_SECRET={current}\nTOLLGATE_HMAC_PREVIOUS_SECRET={weak}\nTOLLGATE_HMAC_PREVIOUS_UNTIL=2026-12-31T23:59:59+01:00",
+            production()
+        ),
+        expect![[r#"
+            error: TOLLGATE_HMAC_PREVIOUS_SECRET is a well-known placeholder or repetitive secret; it must not verify tokens
+        "#]],
+    );
+    check(
+        &format!(
+            "TOLLGATE_SIGNING_ALG=HS256\nTOLLGATE_HMAC_SECRET={current}\nTOLLGATE_HMAC_PREVIOUS_SECRET=short"
+        ),
+        expect![[r#"
+            error: TOLLGATE_HMAC_PREVIOUS_SECRET is 5 bytes; HS256 needs a secret of at least 32 random bytes
+            error: TOLLGATE_HMAC_PREVIOUS_SECRET is set without TOLLGATE_HMAC_PREVIOUS_UNTIL; say when the overlap ends (RFC 3339, e.g. 2026-12-31T23:59:59Z)
+        "#]],
+    );
+    check(
+        &format!("TOLLGATE_HMAC_PREVIOUS_SECRET={previous}\nTOLLGATE_HMAC_PREVIOUS_UNTIL=tomorrow"),
+        expect![[r#"
+            error: TOLLGATE_HMAC_PREVIOUS_UNTIL=tomorrow is not an RFC 3339 moment (e.g. 2026-12-31T23:59:59Z or 2026-12-31T12:00:00+01:00)
+            warning: TOLLGATE_HMAC_PREVIOUS_SECRET is set but the signing algorithm is EdDSA; the secret is not used
+        "#]],
+    );
+}
+
+#[test]
+fn rfc3339_moments_parse_exactly() {
+    use super::parse::parse_rfc3339;
+    assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+    assert_eq!(parse_rfc3339("2026-12-31T23:59:59Z"), Some(1_798_761_599));
+    assert_eq!(
+        parse_rfc3339("2027-01-01T00:59:59.5+01:00"),
+        Some(1_798_761_599)
+    );
+    assert_eq!(
+        parse_rfc3339("2024-02-29t12:00:00-00:30"),
+        Some(1_709_208_000 + 1800)
+    );
+    for bad in [
+        "2026-12-31",
+        "2026-12-31T23:59:59",
+        "2026-13-01T00:00:00Z",
+        "2025-02-29T00:00:00Z",
+        "2026-12-31T24:00:00Z",
+        "1969-12-31T23:59:59Z",
+        "2026-12-31T23:59:59+0100",
+        "2026-12-31T23:59:59.Z",
+        "+2026-12-31T23:59:59Z",
+    ] {
+        assert_eq!(parse_rfc3339(bad), None, "{bad}");
+    }
+}

@@ -11,7 +11,7 @@
 //!   and only then retires and leaves the JWKS.
 
 use super::{Algorithm, Jwks, KeyStatus, ManagedKey, SigningKey, VerifyingKeys};
-use crate::{Error, UnixTime};
+use crate::{Error, Secret, UnixTime};
 
 /// A set of managed keys and the rotation policy over them.
 #[derive(Debug, Clone, Default)]
@@ -23,6 +23,40 @@ impl KeyRing {
     /// A ring over keys read from storage.
     pub fn new(keys: Vec<ManagedKey>) -> KeyRing {
         KeyRing { keys }
+    }
+
+    /// The ring of an HS256 deployment, never stored: the current shared
+    /// secret signs and verifies; the previous one (secret rotation) only
+    /// verifies, until `until` (left out once that has passed). The server
+    /// and the SDK both build their HS256 keys here.
+    pub fn shared_secret(
+        current: &Secret,
+        previous: Option<(&Secret, UnixTime)>,
+        now: UnixTime,
+    ) -> Result<KeyRing, Error> {
+        let mut keys = vec![ManagedKey::from_hmac_secret(current, now)?];
+        if let Some((secret, until)) = previous
+            && now < until
+        {
+            let mut old = ManagedKey::from_hmac_secret(secret, now)?;
+            if old.kid() != keys[0].kid() {
+                old.status = KeyStatus::VerifyOnly;
+                old.retire_at = Some(until);
+                keys.push(old);
+            }
+        }
+        Ok(KeyRing { keys })
+    }
+
+    /// When the ring's verifying keys change next by themselves: the
+    /// earliest retirement of a verify-only key after `now`.
+    pub fn changes_at(&self, now: UnixTime) -> Option<UnixTime> {
+        self.keys
+            .iter()
+            .filter(|k| k.status == KeyStatus::VerifyOnly)
+            .filter_map(|k| k.retire_at)
+            .filter(|t| *t > now)
+            .min()
     }
 
     /// Every key, including retired ones.
@@ -205,6 +239,35 @@ impl KeyRing {
 mod tests {
     use super::*;
     use crate::keys::Algorithm;
+
+    #[test]
+    fn a_previous_shared_secret_verifies_until_its_moment_and_never_signs() {
+        let current = Secret::from("c".repeat(16) + &"d".repeat(16) + "e");
+        let previous = Secret::from("p".repeat(16) + &"q".repeat(16) + "r");
+        let ring = KeyRing::shared_secret(&current, Some((&previous, 1000)), 500).unwrap();
+        let old_kid = format!(
+            "hs256-{}",
+            crate::fingerprint::secret_fingerprint(&previous)
+        );
+        let new_kid = format!("hs256-{}", crate::fingerprint::secret_fingerprint(&current));
+        assert_eq!(ring.signing_key().unwrap().kid(), new_kid);
+        let at = |now| {
+            let keys = ring.verifying_keys(now).unwrap();
+            (keys.find(&new_kid).is_some(), keys.find(&old_kid).is_some())
+        };
+        assert_eq!(at(999), (true, true));
+        assert_eq!(at(1000), (true, false));
+        assert_eq!(ring.changes_at(500), Some(1000));
+        // Published nowhere: HS256 has no JWKS.
+        assert!(ring.jwks(500).unwrap().keys.is_empty());
+        // Past the moment, the previous secret is not even loaded.
+        let later = KeyRing::shared_secret(&current, Some((&previous, 1000)), 1000).unwrap();
+        assert_eq!(later.keys().len(), 1);
+        // A weak previous secret is refused like a weak current one.
+        assert!(
+            KeyRing::shared_secret(&current, Some((&Secret::from("short"), 1000)), 500).is_err()
+        );
+    }
 
     fn key(now: UnixTime) -> ManagedKey {
         ManagedKey::generate(Algorithm::EdDSA, now).unwrap()

@@ -77,6 +77,13 @@ pub(crate) async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
 pub(crate) async fn fingerprint(State(state): State<AppState>) -> axum::Json<Fingerprint> {
     let keys = state.key_set();
     let config = &state.config;
+    // The previous HS256 secret, while it still verifies.
+    let now = state.now();
+    let previous = config
+        .hmac_previous
+        .as_ref()
+        .filter(|(_, until)| config.signing_alg.is_symmetric() && now < *until)
+        .map(|(secret, until)| (secret, until));
     axum::Json(Fingerprint {
         service: "tollgate".to_owned(),
         issuer: config.issuer.clone(),
@@ -92,5 +99,7 @@ pub(crate) async fn fingerprint(State(state): State<AppState>) -> axum::Json<Fin
             .is_symmetric()
             .then(|| config.hmac_secret.as_ref().map(secret_fingerprint))
             .flatten(),
+        previous_secret_fingerprint: previous.map(|(secret, _)| secret_fingerprint(secret)),
+        previous_secret_until: previous.map(|(_, until)| *until),
     })
 }

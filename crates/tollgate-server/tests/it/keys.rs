@@ -374,3 +374,59 @@ async fn a_rotation_is_a_keys_event_on_the_feed_naming_the_active_and_next_keys(
         .unwrap_or_else(|| panic!("no keys event in {}", page.body));
     assert_eq!(event["value"], format!("{active} {next}"));
 }
+
+#[tokio::test]
+async fn a_previous_hs256_secret_verifies_never_signs_and_stops_at_its_moment() {
+    let old = "an old shared secret of more than 32 bytes!".to_owned();
+    let new = "the new shared secret, also over 32 bytes long".to_owned();
+    let clock = Clock::manual(Clock::system_now());
+    let api = {
+        let old = old.clone();
+        Api::with(TestServer::builder().clock(clock).configure(move |c| {
+            c.signing_alg = Algorithm::HS256;
+            c.hmac_secret = Some(tollgate_core::Secret::from(old.as_str()));
+        }))
+        .await
+    };
+    let from_old = api
+        .login("admin@tollgate.test", PASSWORD)
+        .await
+        .str("access_token");
+    let fp = |s: &str| tollgate_core::fingerprint::secret_fingerprint(&s.into());
+    assert_eq!(kid(&from_old), format!("hs256-{}", fp(&old)));
+
+    // The operator rotates: new secret, the old one verifies for 30 s more.
+    let until = api.server.now() + 30;
+    let mut config = api.server.config().clone();
+    config.hmac_secret = Some(new.as_str().into());
+    config.hmac_previous = Some((old.as_str().into(), until));
+    let api = Api {
+        server: api.server.restart_with(config).await,
+        http: reqwest::Client::new(),
+    };
+    api.get("/v1/auth/me", Some(&from_old))
+        .await
+        .expect(200, None);
+    // Only the new secret signs.
+    let from_new = api
+        .login("admin@tollgate.test", PASSWORD)
+        .await
+        .str("access_token");
+    assert_eq!(kid(&from_new), format!("hs256-{}", fp(&new)));
+    let print = api.get("/v1/fingerprint", None).await;
+    assert_eq!(print.body["secret_fingerprint"], fp(&new));
+    assert_eq!(print.body["previous_secret_fingerprint"], fp(&old));
+    assert_eq!(print.body["previous_secret_until"], until);
+
+    // At the moment, the old secret verifies nothing (its token has not
+    // expired yet) and leaves the fingerprint.
+    api.server.clock().advance(30);
+    api.get("/v1/auth/me", Some(&from_old))
+        .await
+        .expect(401, Some("invalid_token"));
+    api.get("/v1/auth/me", Some(&from_new))
+        .await
+        .expect(200, None);
+    let print = api.get("/v1/fingerprint", None).await;
+    assert!(print.body.get("previous_secret_fingerprint").is_none());
+}
