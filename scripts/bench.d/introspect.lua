@@ -1,6 +1,6 @@
 -- POST /oauth/introspect with HTTP Basic client authentication (RFC 7662),
--- the clients of BENCH_BASICS in turn: each client is limited to 1000
--- introspections per second by default, and a platform has many services.
+-- the clients of BENCH_BASICS in turn (a platform has many services; the
+-- one-client phase passes a single one).
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
 wrk.body = "token=" .. os.getenv("BENCH_TOKEN")
