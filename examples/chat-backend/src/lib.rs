@@ -15,7 +15,9 @@
 //!   (service tokens with scope `connections:admin`): the live WebSocket
 //!   connections, and closing them with 4403 (the SDK's
 //!   `tollgate_client::ws::connections_router`);
-//! - `GET /v1/fingerprint` (what this service trusts), `GET /healthz`.
+//! - `GET /v1/fingerprint` (what this service trusts), `GET /healthz`;
+//! - `GET /metrics` (anyone): Prometheus text of the SDK's metrics, among
+//!   them open WebSocket connections by plan and closes by code.
 //!
 //! Everything about tokens goes through `tollgate_client`: this crate never
 //! sees a key or a secret. The state ([`AppState`]) is shared by the REST
@@ -26,6 +28,7 @@
 
 mod error;
 pub mod logging;
+pub mod metrics;
 mod peer;
 mod rest;
 mod tools;
@@ -126,6 +129,7 @@ pub fn router(state: AppState) -> Router {
             state.auth.clone(),
         ))
         .merge(tollgate_client::ws::connections_router(state.ws.clone()))
+        .merge(metrics::router())
         .merge(health)
 }
 

@@ -118,3 +118,64 @@ async fn operators_list_and_close_exactly_the_named_users_connections() {
     assert_eq!(closed_with(&mut bob1).await, 4403);
     let _: &Socket = &bob1;
 }
+
+/// The `# TYPE`/sample lines of `name` on the backend's `/metrics` page.
+async fn metric_lines(backend: &Backend, name: &str) -> Vec<String> {
+    let response = backend.get("/metrics", None).await;
+    assert_eq!(response.status().as_u16(), 200);
+    let text = response.text().await.unwrap();
+    text.lines()
+        .filter(|line| line.starts_with(name))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn metrics_show_open_connections_by_plan_and_closes_by_code() {
+    let backend = Backend::start().await;
+    let ops = backend
+        .issuer
+        .service("ops")
+        .scope("connections:admin")
+        .mint();
+    let token = backend
+        .issuer
+        .user("metered")
+        .plan("enterprise")
+        .session("s-metered")
+        .mint();
+    let mut socket = connect(&backend, &token).await;
+    chat_works(&mut socket).await;
+    let open = metric_lines(&backend, "tollgate_client_ws_connections{").await;
+    assert!(
+        open.iter()
+            .any(|l| l.starts_with("tollgate_client_ws_connections{plan=\"enterprise\"}")),
+        "{open:?}"
+    );
+
+    let (status, _, _) = read(delete(&backend, "?user=metered", Some(&ops)).await).await;
+    assert_eq!(status, 200);
+    assert_eq!(closed_with(&mut socket).await, 4403);
+    // The counter moves when the supervisor ends (bounded wait, no speed
+    // asserted).
+    let mut closes = Vec::new();
+    for _ in 0..100 {
+        closes = metric_lines(&backend, "tollgate_client_ws_closes_total{").await;
+        if closes
+            .iter()
+            .any(|l| l.starts_with("tollgate_client_ws_closes_total{code=\"4403\"}"))
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        closes
+            .iter()
+            .any(|l| l.starts_with("tollgate_client_ws_closes_total{code=\"4403\"}")),
+        "{closes:?}"
+    );
+    // The gauge is still listed (at the other tests' count) after the close.
+    let open = metric_lines(&backend, "tollgate_client_ws_connections{").await;
+    assert!(!open.is_empty());
+}
