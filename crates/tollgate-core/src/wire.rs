@@ -12,17 +12,17 @@ use crate::claims::Claims;
 
 macro_rules! wire {
     ($(#[$m:meta])* pub struct $name:ident { $($body:tt)* }) => {
-        $(#[$m])*
         #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
         #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+        $(#[$m])*
         pub struct $name { $($body)* }
     };
     // A body that carries a token, a password or a secret: its `Debug` is
     // written by hand (below) and shows those fields as `[redacted]`.
     (secret $(#[$m:meta])* pub struct $name:ident { $($body:tt)* }) => {
-        $(#[$m])*
         #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
         #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+        $(#[$m])*
         pub struct $name { $($body)* }
     };
 }
@@ -369,6 +369,8 @@ wire! {
 wire! {
     secret
     /// `{email, password}` for register and login.
+    /// Unknown members are refused (issue 15, item 7), not ignored.
+    #[serde(deny_unknown_fields)]
     pub struct Credentials {
         /// E-mail address.
         pub email: String,
@@ -425,6 +427,8 @@ wire! {
 wire! {
     secret
     /// `POST /v1/admin/users` body.
+    /// Unknown members are refused (issue 15, item 7), not ignored.
+    #[serde(deny_unknown_fields)]
     pub struct CreateUser {
         /// E-mail address.
         pub email: String,
@@ -441,6 +445,8 @@ wire! {
 
 wire! {
     /// `PATCH /v1/admin/users/{id}` body; absent fields are left alone.
+    /// Unknown members are refused (issue 15, item 7), not ignored.
+    #[serde(deny_unknown_fields)]
     pub struct UpdateUser {
         /// New plan.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -480,6 +486,8 @@ wire! {
 
 wire! {
     /// `POST /v1/admin/clients` body.
+    /// Unknown members are refused (issue 15, item 7), not ignored.
+    #[serde(deny_unknown_fields)]
     pub struct CreateClient {
         /// The client id to register.
         pub client_id: String,

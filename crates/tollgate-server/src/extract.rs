@@ -110,6 +110,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
         // serde's messages can quote the input, so only the class is told.
         serde_json::from_slice(&bytes).map(Json).map_err(|error| {
             use serde_json::error::Category;
+            if let Some(member) = unknown_member(&error.to_string()) {
+                return ApiError::InvalidRequest(Cow::Owned(format!(
+                    "the JSON body has an unknown member `{member}`"
+                )));
+            }
             match error.classify() {
                 Category::Data => ApiError::bad_request(
                     "the JSON body lacks a required field or has a field of the wrong type",
@@ -118,6 +123,16 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
             }
         })
     }
+}
+
+/// The member named by serde's "unknown field" error, when it is short
+/// plain ASCII (anything else is shown as `?`: request text is echoed only
+/// when it cannot carry anything but a name).
+fn unknown_member(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let name = &rest[..rest.find('`')?];
+    let plain = name.len() <= 32 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    Some(if plain { name } else { "?" })
 }
 
 /// A path segment naming a user or session; anything that cannot be an id

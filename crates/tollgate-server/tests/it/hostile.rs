@@ -188,3 +188,49 @@ async fn issue_15_the_last_admin_cannot_disable_or_demote_itself() {
     .await
     .expect(200, None);
 }
+
+/// Item 7: an unknown member in a register or PATCH body is a 400 naming
+/// it (main answered `PATCH {"email": …}` with 200 and changed nothing).
+#[tokio::test]
+async fn issue_15_unknown_members_are_refused_by_name() {
+    let api = Api::start().await;
+    let token = api.admin_token().await;
+    let id = api.get("/v1/auth/me", Some(&token)).await.str("sub");
+    let answer = api
+        .send_json(
+            reqwest::Method::PATCH,
+            &format!("/v1/admin/users/{id}"),
+            Some(&token),
+            &serde_json::json!({"email": "new@example.com"}),
+        )
+        .await;
+    answer.expect(400, Some("invalid_request"));
+    assert_eq!(
+        answer.body["error_description"],
+        "the JSON body has an unknown member `email`"
+    );
+    let answer = api
+        .post_json(
+            "/v1/auth/register",
+            None,
+            &serde_json::json!({"email": "a@example.com", "password": "correct horse battery", "role": "admin"}),
+        )
+        .await;
+    answer.expect(400, Some("invalid_request"));
+    assert_eq!(
+        answer.body["error_description"],
+        "the JSON body has an unknown member `role`"
+    );
+    let answer = api
+        .post_json(
+            "/v1/admin/users",
+            Some(&token),
+            &serde_json::json!({"email": "b@example.com", "password": "correct horse battery", "é\u{202e}": 1}),
+        )
+        .await;
+    answer.expect(400, Some("invalid_request"));
+    assert_eq!(
+        answer.body["error_description"],
+        "the JSON body has an unknown member `?`"
+    );
+}
