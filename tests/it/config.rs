@@ -491,6 +491,16 @@ fn production_json_lists_sources_and_errors() {
                 "kind": "default"
               },
               "value": "20"
+            },
+            {
+              "key": "store_timeout",
+              "name": "TOLLGATE_STORE_TIMEOUT",
+              "secret": false,
+              "source": {
+                "environment": "production",
+                "kind": "default"
+              },
+              "value": "2"
             }
           ],
           "warnings": [

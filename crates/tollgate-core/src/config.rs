@@ -225,6 +225,9 @@ pub struct Config {
     /// `TOLLGATE_REGISTRATIONS_PER_ADDRESS`: registrations from one address
     /// before each further one waits; default 20.
     pub registrations_per_address: u32,
+    /// `TOLLGATE_STORE_TIMEOUT`, seconds one store call of the token
+    /// service may take before it fails as unavailable; default 2.
+    pub store_timeout: u64,
 }
 
 impl Config {
@@ -271,6 +274,7 @@ impl Config {
             login_failures_per_account_global: 100,
             login_failures_per_address: 50,
             registrations_per_address: 20,
+            store_timeout: 2,
         }
     }
 

@@ -648,6 +648,7 @@ impl Resolver {
             feed_max_staleness: self.seconds(Setting::FeedMaxStaleness)?,
             allow_query_token: self.switch(Setting::AllowQueryToken)?,
             keep_alive_timeout: self.seconds(Setting::KeepAliveTimeout)?,
+            store_timeout: self.seconds(Setting::StoreTimeout)?,
             ws_max_message_size: self.number(Setting::WsMaxMessageSize)?,
             ws_send_queue: self.number(Setting::WsSendQueue)?,
             ws_send_timeout: self.seconds(Setting::WsSendTimeout)?,

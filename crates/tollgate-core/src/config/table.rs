@@ -92,6 +92,8 @@ pub enum Setting {
     LoginFailuresPerAddress,
     /// `TOLLGATE_REGISTRATIONS_PER_ADDRESS`.
     RegistrationsPerAddress,
+    /// `TOLLGATE_STORE_TIMEOUT`.
+    StoreTimeout,
 }
 
 impl Setting {
@@ -851,6 +853,18 @@ static SETTINGS: &[SettingSpec] = &[
         development_only: false,
         description: "Registrations from one client address (every attempt counts) before each further one must wait (same back-off).",
         defaults: everywhere("20"),
+    },
+    SettingSpec {
+        setting: Setting::StoreTimeout,
+        env: "TOLLGATE_STORE_TIMEOUT",
+        key: "store_timeout",
+        flag: Some("store-timeout"),
+        aliases: &[],
+        kind: Kind::Duration,
+        secret: false,
+        development_only: false,
+        description: "The longest any one database call of `tollgate serve` may take (waiting for a pooled connection included; on Postgres also the statement timeout). A call that takes longer fails with 503, the instance marks the database down and answers 503 at once until its background probe reaches the database again, and `/readyz` reports it.",
+        defaults: everywhere("2"),
     },
 ];
 

@@ -490,6 +490,27 @@ fn keep_alive_timeout_defaults_to_75_s_and_warns_below_60() {
     );
 }
 
+/// Issue 16, item 2: a store call is bounded at 2 s unless set.
+#[test]
+fn store_timeout_defaults_to_2_s() {
+    check_value(
+        "",
+        Setting::StoreTimeout,
+        expect!["2 <- default (development)"],
+    );
+    check_value(
+        "TOLLGATE_STORE_TIMEOUT=5s",
+        Setting::StoreTimeout,
+        expect!["5 <- env TOLLGATE_STORE_TIMEOUT"],
+    );
+    check(
+        "TOLLGATE_STORE_TIMEOUT=0",
+        expect![[r#"
+            error: TOLLGATE_STORE_TIMEOUT=0 is zero; a lifetime must be at least one second
+        "#]],
+    );
+}
+
 /// Issue 16, item 3: the SDK trusts a down feed's revocations for 30 s
 /// unless set.
 #[test]
