@@ -76,11 +76,27 @@ pub fn runtime() -> anyhow::Result<Runtime> {
 
 /// Opens the store the configuration names.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    open_store_with(config, &tollgate_store::StoreOptions::default()).await
+}
+
+/// Opens the store the configuration names for `tollgate serve`: pooled
+/// connections bounded by `TOLLGATE_STORE_TIMEOUT`.
+pub async fn open_server_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let options = tollgate_store::StoreOptions {
+        call_timeout: Some(std::time::Duration::from_secs(config.store_timeout)),
+    };
+    open_store_with(config, &options).await
+}
+
+async fn open_store_with(
+    config: &Config,
+    options: &tollgate_store::StoreOptions,
+) -> anyhow::Result<Arc<dyn Store>> {
     let url = config
         .database_url
         .expose_str()
         .context("TOLLGATE_DATABASE_URL is not UTF-8")?;
-    tollgate_store::open_store(url)
+    tollgate_store::open_store_with(url, options)
         .await
         .context("cannot open the database (TOLLGATE_DATABASE_URL)")
 }

@@ -16,7 +16,7 @@ use tollgate_core::config::Component;
 use tollgate_server::Server;
 
 use super::Outcome;
-use super::local::{open_store, runtime};
+use super::local::{open_server_store, runtime};
 use super::settings::ConfigArgs;
 
 /// Arguments of `serve`.
@@ -44,7 +44,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
     let config = args.settings.resolve(Component::Server)?;
     let runtime = runtime()?;
     runtime.block_on(async move {
-        let store = open_store(&config).await?;
+        let store = open_server_store(&config).await?;
         let environment = config.environment;
         let server = Server::bind(config, store)
             .await

@@ -10,7 +10,8 @@
 //! `feed`, `discovery`, `ops`), `extract` (typed request inputs and caller
 //! authentication), `tokens` (issuing), `keys` / [`keystore`] (signing keys
 //! live and at rest), `revocations` (the in-memory view and the pump),
-//! `passwords` and `limits` (login safety), `error` ([`ApiError`], the one
+//! `passwords` and `limits` (login safety), `health` (the bounded store
+//! and its known health, which `/readyz` reports), `error` ([`ApiError`], the one
 //! HTTP error mapping), `state`, `metrics`, `request_id`, `openapi`.
 //!
 //! **Invariants:** every token decision goes through
@@ -31,6 +32,7 @@ mod error;
 mod extract;
 mod fanout;
 mod forwarded;
+mod health;
 mod input;
 mod keys;
 pub mod keystore;
@@ -265,6 +267,13 @@ impl ServerBuilder {
                     source,
                 })?,
         };
+        // Everything below, startup included, calls the store through the
+        // bound and the known health (issue 16).
+        let guarded = Arc::new(health::Guarded::new(
+            store,
+            Duration::from_secs(config.store_timeout),
+        ));
+        let store: Arc<dyn Store> = guarded.clone();
         let plans = load_plans(&config).await?;
         let now = clock.now();
         let keys = KeyManager::start(&config, store.clone(), now).await?;
@@ -303,6 +312,7 @@ impl ServerBuilder {
         let state = AppState::new(Shared {
             config,
             store,
+            guarded,
             clock,
             keys,
             revocations,
@@ -386,6 +396,7 @@ impl Server {
         } = self;
         let background = [
             tokio::spawn(pump_loop(state.clone())),
+            tokio::spawn(health::probe_loop(state.clone())),
             tokio::spawn(maintenance_loop(state.clone())),
             tokio::spawn(fanout::subscription_loop(state.clone())),
             tokio::spawn(fanout::publish_loop(state.clone())),

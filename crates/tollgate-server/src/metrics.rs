@@ -30,6 +30,11 @@ pub(crate) const STALE_REFUSALS: &str = "tollgate_stale_refusals_total";
 /// Refresh tokens presented again within the reuse grace (answered with
 /// the same successor).
 pub(crate) const REFRESH_RETRY: &str = "tollgate_refresh_retry_total";
+/// 1 while the store answers, 0 while this instance knows it down
+/// (issue 16).
+pub(crate) const STORE_UP: &str = "tollgate_store_up";
+/// Store calls answered at once (503) because the store was known down.
+pub(crate) const STORE_SHORT_CIRCUITS: &str = "tollgate_store_short_circuits_total";
 /// Refresh tokens presented a second time (each revokes its session).
 pub(crate) const REFRESH_REUSE: &str = "tollgate_refresh_reuse_total";
 /// Failed logins.

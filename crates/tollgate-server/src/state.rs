@@ -31,8 +31,10 @@ pub(crate) struct AppState(Arc<Shared>);
 pub(crate) struct Shared {
     /// The resolved configuration.
     pub config: Config,
-    /// The record of truth.
+    /// The record of truth: [`Shared::guarded`], every call bounded.
     pub store: Arc<dyn Store>,
+    /// The same store, with its known health (`/readyz`, the probe).
+    pub guarded: Arc<crate::health::Guarded>,
     /// The one source of "now".
     pub clock: Clock,
     /// Signing and verifying keys.

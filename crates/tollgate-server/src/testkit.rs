@@ -40,7 +40,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tollgate_core::config::{Config, Environment};
 use tollgate_core::{Secret, UnixTime};
-use tollgate_store::{PostgresStore, SqliteStore, Store, StoreError, UserUpdate};
+use tollgate_store::{PostgresStore, SqliteStore, Store, StoreError, StoreOptions, UserUpdate};
 
 use crate::{Clock, Server, ServerError, accounts};
 
@@ -80,18 +80,18 @@ enum TestStore {
 }
 
 impl TestStore {
-    async fn open(backend: &Backend, data_dir: &Path) -> TestStore {
+    async fn open(backend: &Backend, data_dir: &Path, options: &StoreOptions) -> TestStore {
         match backend {
             Backend::Sqlite => {
                 let url = format!("sqlite://{}", data_dir.join("tollgate.db").display());
                 TestStore::Sqlite(
-                    SqliteStore::open(&url)
+                    SqliteStore::open_with(&url, options)
                         .await
                         .unwrap_or_else(|error| panic!("opening the test store: {error}")),
                 )
             }
             Backend::Postgres { url, schema } => TestStore::Postgres(
-                PostgresStore::connect_in_schema(url, Some(schema))
+                PostgresStore::connect_with(url, Some(schema), options)
                     .await
                     .unwrap_or_else(|error| panic!("opening the Postgres test store: {error}")),
             ),
@@ -244,7 +244,10 @@ impl TestServerBuilder {
         for change in self.configure {
             change(&mut config);
         }
-        let store = TestStore::open(&self.backend, data_dir.path()).await;
+        let options = StoreOptions {
+            call_timeout: Some(Duration::from_secs(config.store_timeout)),
+        };
+        let store = TestStore::open(&self.backend, data_dir.path(), &options).await;
         config.database_url = Secret::from(match &self.backend {
             Backend::Sqlite => {
                 format!("sqlite://{}", data_dir.path().join("tollgate.db").display())

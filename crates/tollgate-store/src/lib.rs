@@ -31,6 +31,7 @@
 )]
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use tollgate_core::UnixTime;
@@ -46,16 +47,38 @@ pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use store::SqlStore;
 
+/// How long a call waits for a pooled connection without
+/// [`StoreOptions::call_timeout`].
+const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl StoreOptions {
+    /// How long a call waits for a pooled connection (or a new one).
+    pub(crate) fn acquire_timeout(&self) -> Duration {
+        self.call_timeout.unwrap_or(DEFAULT_ACQUIRE_TIMEOUT)
+    }
+}
+
 /// Opens the store a database URL names: `sqlite://PATH` (the file and its
 /// directory are created when missing) or `postgres://…`/`postgresql://…`.
 /// Migrations run before it returns. Any other scheme is a
 /// [`StoreError::Config`]; the URL itself (which may hold a password) never
 /// appears in an error.
 pub async fn open_store(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    open_store_with(url, &StoreOptions::default()).await
+}
+
+/// As [`open_store`], with connection settings for a server
+/// ([`StoreOptions`]).
+pub async fn open_store_with(
+    url: &str,
+    options: &StoreOptions,
+) -> Result<Arc<dyn Store>, StoreError> {
     let scheme = url.split_once(':').map(|(scheme, _)| scheme);
     match scheme {
-        Some("sqlite") => Ok(Arc::new(SqliteStore::open(url).await?)),
-        Some("postgres" | "postgresql") => Ok(Arc::new(PostgresStore::connect(url).await?)),
+        Some("sqlite") => Ok(Arc::new(SqliteStore::open_with(url, options).await?)),
+        Some("postgres" | "postgresql") => Ok(Arc::new(
+            PostgresStore::connect_with(url, None, options).await?,
+        )),
         Some(other) if is_plain_scheme(other) => Err(StoreError::Config(format!(
             "unsupported database URL scheme `{other}` (expected `sqlite://PATH` or `postgres://…`)"
         ))),
@@ -64,6 +87,24 @@ pub async fn open_store(url: &str) -> Result<Arc<dyn Store>, StoreError> {
                 .to_owned(),
         )),
     }
+}
+
+/// How the store's connections behave; the default suits a command-line
+/// tool, a server sets [`StoreOptions::call_timeout`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// The longest one call should take (`TOLLGATE_STORE_TIMEOUT`). With it,
+    /// waiting for a pooled connection (or a new one) is bounded by it
+    /// instead of 10 s, and on Postgres every pooled connection runs with
+    /// `statement_timeout` at it (the database gives up on a statement its
+    /// caller has stopped waiting for) and `idle_in_transaction_session_timeout`
+    /// at twice it (a caller that vanished mid-transaction, e.g. behind a
+    /// network partition, does not hold its row locks, such as the feed's
+    /// counter row, against every other instance). Migrations run without
+    /// the statement timeout. The caller bounds the whole call itself (the
+    /// server does, in `tollgate-server`); this only keeps the pool and the
+    /// database from waiting longer than the caller does.
+    pub call_timeout: Option<Duration>,
 }
 
 /// Whether `text` looks like a URL scheme, so it can be echoed in an error

@@ -33,15 +33,18 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions, PgQueryResult, PgRow};
 use sqlx::{AssertSqlSafe, PgPool, Postgres};
 
-use crate::StoreError;
 use crate::dialect::{Arg, Bound, Dialect, ListColumn, bind_with};
 use crate::sql::{get, is_retryable, migrate_error, unavailable};
 use crate::store::{SqlStore, revocation_columns};
+use crate::{StoreError, StoreOptions};
 
-/// How long a call waits for a pooled connection (or a new one).
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections per server instance.
 const MAX_CONNECTIONS: u32 = 10;
+/// A pooled connection unused this long is closed (it may have died
+/// quietly behind a firewall that forgets idle flows).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+/// Every connection is replaced after this long.
+const MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
 /// Longest schema name Postgres keeps (NAMEDATALEN - 1).
 const MAX_SCHEMA_LEN: usize = 63;
 
@@ -81,6 +84,19 @@ impl PostgresStore {
         url: &str,
         schema: Option<&str>,
     ) -> Result<PostgresStore, StoreError> {
+        PostgresStore::connect_with(url, schema, &StoreOptions::default()).await
+    }
+
+    /// As [`PostgresStore::connect_in_schema`], with `options`: with a
+    /// [`StoreOptions::call_timeout`], a pooled connection is waited for at
+    /// most that long, and every connection runs with that
+    /// `statement_timeout` and twice it as
+    /// `idle_in_transaction_session_timeout`.
+    pub async fn connect_with(
+        url: &str,
+        schema: Option<&str>,
+        store_options: &StoreOptions,
+    ) -> Result<PostgresStore, StoreError> {
         if let Some(schema) = schema {
             check_schema_name(schema)?;
         }
@@ -88,18 +104,39 @@ impl PostgresStore {
             .map_err(|err| StoreError::Config(format!("the Postgres URL does not parse: {err}")))?
             .application_name("tollgate");
         let search_path = schema.map(|schema| format!("SET search_path TO \"{schema}\""));
-        let pool = PgPoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .after_connect(move |conn, _meta| {
-                let search_path = search_path.clone();
-                Box::pin(async move { prepare_connection(conn, search_path).await })
-            })
+        // A migration may rewrite a large table: migrations run first, on
+        // a pool of their own without the statement timeout.
+        let pool_with = |timeouts: Option<Timeouts>, connections: u32| {
+            let search_path = search_path.clone();
+            PgPoolOptions::new()
+                .max_connections(connections)
+                .acquire_timeout(store_options.acquire_timeout())
+                // An idle connection is pinged before use, within the
+                // acquire timeout: one that died is replaced, not handed out.
+                .test_before_acquire(true)
+                .idle_timeout(IDLE_TIMEOUT)
+                .max_lifetime(MAX_LIFETIME)
+                .after_connect(move |conn, _meta| {
+                    let search_path = search_path.clone();
+                    Box::pin(async move { prepare_connection(conn, search_path, timeouts).await })
+                })
+        };
+        let migrations = pool_with(None, 1)
+            .connect_with(options.clone())
+            .await
+            .map_err(unavailable)?;
+        let migrated = async {
+            warn_when_fsync_is_off(&migrations).await?;
+            migrate(&migrations, schema).await
+        }
+        .await;
+        migrations.close().await;
+        migrated?;
+        let timeouts = store_options.call_timeout.map(Timeouts::new);
+        let pool = pool_with(timeouts, MAX_CONNECTIONS)
             .connect_with(options)
             .await
             .map_err(unavailable)?;
-        warn_when_fsync_is_off(&pool).await?;
-        migrate(&pool, schema).await?;
         Ok(SqlStore {
             pool,
             dialect: PostgresDialect {
@@ -167,12 +204,47 @@ fn check_schema_name(schema: &str) -> Result<(), StoreError> {
     }
 }
 
+/// The per-connection timeouts that follow from a call timeout.
+#[derive(Debug, Clone, Copy)]
+struct Timeouts {
+    /// `statement_timeout`, milliseconds.
+    statement: u128,
+    /// `idle_in_transaction_session_timeout`, milliseconds.
+    idle_in_transaction: u128,
+}
+
+impl Timeouts {
+    fn new(call: Duration) -> Timeouts {
+        let statement = call.as_millis().max(1);
+        Timeouts {
+            statement,
+            idle_in_transaction: statement.saturating_mul(2),
+        }
+    }
+}
+
 /// Session settings every pooled connection needs, whatever the server's
 /// defaults (see the module docs).
 async fn prepare_connection(
     conn: &mut PgConnection,
     search_path: Option<String>,
+    timeouts: Option<Timeouts>,
 ) -> Result<(), sqlx::Error> {
+    if let Some(timeouts) = timeouts {
+        // Numbers only: nothing to escape.
+        sqlx::query(AssertSqlSafe(format!(
+            "SET statement_timeout = {}",
+            timeouts.statement
+        )))
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query(AssertSqlSafe(format!(
+            "SET idle_in_transaction_session_timeout = {}",
+            timeouts.idle_in_transaction
+        )))
+        .execute(&mut *conn)
+        .await?;
+    }
     if let Some(search_path) = search_path {
         // The schema name was checked to be [a-z0-9_]+, so it needs no
         // escaping inside the quotes.
@@ -293,6 +365,59 @@ mod tests {
             (synchronous.as_str(), isolation.as_str()),
             ("on", "read committed")
         );
+    }
+
+    /// Issue 16, item 2: with a call timeout, the database gives up on a
+    /// statement when its caller does, and on a transaction whose client
+    /// vanished; without one nothing changes.
+    #[tokio::test]
+    async fn a_call_timeout_bounds_statements_and_idle_transactions() {
+        let base = test_url().await;
+        let schema = format!("tollgate_unit_timeouts_{}", std::process::id());
+        let options = StoreOptions {
+            call_timeout: Some(Duration::from_millis(1500)),
+        };
+        let store = PostgresStore::connect_with(&base, Some(&schema), &options)
+            .await
+            .unwrap();
+        let mut conn = store.pool.acquire().await.unwrap();
+        let statement: String = sqlx::query_scalar("SHOW statement_timeout")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        let idle: String = sqlx::query_scalar("SHOW idle_in_transaction_session_timeout")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        let slow = sqlx::query("SELECT pg_sleep(5)").execute(&mut *conn).await;
+        sqlx::query(AssertSqlSafe(format!("DROP SCHEMA \"{schema}\" CASCADE")))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        drop(conn);
+        store.close().await;
+        assert_eq!((statement.as_str(), idle.as_str()), ("1500ms", "3s"));
+        let Err(sqlx::Error::Database(error)) = slow else {
+            panic!("a 5 s statement ran under a 1.5 s timeout: {slow:?}");
+        };
+        // query_canceled
+        assert_eq!(error.code().as_deref(), Some("57014"));
+    }
+
+    async fn test_url() -> String {
+        for url in std::env::var("TOLLGATE_TEST_POSTGRES_URL")
+            .into_iter()
+            .chain([
+                "postgres://postgres@127.0.0.1:5432/test".to_owned(),
+                "postgres://root@127.0.0.1:5432/test".to_owned(),
+            ])
+        {
+            if let Ok(conn) = PgConnection::connect(&url).await {
+                let _ = conn.close().await;
+                return url;
+            }
+        }
+        panic!("a Postgres test server (see tests/it/postgres.rs)");
     }
 
     #[test]

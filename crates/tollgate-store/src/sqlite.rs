@@ -34,17 +34,15 @@ use sqlx::sqlite::{
 };
 use sqlx::{Connection, Sqlite};
 
-use crate::StoreError;
 use crate::dialect::{Arg, Bound, Dialect, ListColumn, bind_with};
 use crate::sql::{get, migrate_error, unavailable};
 use crate::store::{SqlStore, revocation_columns};
+use crate::{StoreError, StoreOptions};
 
 /// How long a writer waits for another writer (in this or another process)
 /// before the call fails as unavailable; also how long opening waits for
 /// another process opening the same file.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a call waits for a pooled connection.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections per process. SQLite has one writer at a time; the others
 /// serve concurrent reads from the WAL.
 const MAX_CONNECTIONS: u32 = 8;
@@ -78,6 +76,13 @@ impl SqliteStore {
     /// durability settings and applies pending migrations. The URL takes no
     /// parameters: every setting that matters is fixed here.
     pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with(url, &StoreOptions::default()).await
+    }
+
+    /// As [`SqliteStore::open`], with `options` (a pooled connection is
+    /// waited for at most [`StoreOptions::call_timeout`]).
+    pub async fn open_with(url: &str, options: &StoreOptions) -> Result<SqliteStore, StoreError> {
+        let acquire_timeout = options.acquire_timeout();
         let path = parse_url(url)?;
         prepare_file(&path)?;
         // No `journal_mode` here: WAL is a property of the file, set once
@@ -92,7 +97,7 @@ impl SqliteStore {
         set_up(&options).await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .acquire_timeout(acquire_timeout)
             .after_connect(|conn, _meta| Box::pin(async move { check_durability(conn).await }))
             .connect_with(options)
             .await

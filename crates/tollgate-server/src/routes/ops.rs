@@ -48,13 +48,16 @@ pub(crate) async fn healthz() -> axum::Json<Health> {
 }
 
 /// `GET /readyz`: 200 when the instance serves correctly (the store
-/// answers and the revocation view is current), else 503. Redis is
+/// answered its last call or probe, and the revocation view is current),
+/// else 503; never waits for the database. Redis is
 /// reported, never a reason for 503 (issue 9, item 9).
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, description = "Ready; `checks.redis` may still say `down` (the instance works without Redis)", body = Health),
               (status = 503, description = "The store is down or the revocation view is stale: this instance cannot answer correctly", body = Health)))]
 pub(crate) async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let store = state.store.ping().await.is_ok();
+    // The last known health (the background probe and every call keep
+    // it): a hung database must not hang the readiness check (issue 16).
+    let store = state.guarded.is_up();
     let revocations = state.revocations.is_current();
     let redis = match &state.fanout {
         Some(fanout) => Some(fanout.is_healthy().await),

@@ -10,6 +10,7 @@ mod connections;
 mod discovery;
 mod feed;
 mod hostile;
+mod hung;
 mod instances;
 mod keys;
 mod limits;
