@@ -257,12 +257,13 @@ impl Store for Guarded {
         new: NewRefresh,
         now: UnixTime,
         reuse_expires_at: UnixTime,
+        grace: u64,
     ) -> Result<Rotation, StoreError> {
         self.call(
             "rotate_refresh",
             true,
             self.inner
-                .rotate_refresh(presented, new, now, reuse_expires_at),
+                .rotate_refresh(presented, new, now, reuse_expires_at, grace),
         )
         .await
     }
@@ -367,6 +368,21 @@ impl Store for Guarded {
     async fn save_keys(&self, keys: &[KeyRecord]) -> Result<(), StoreError> {
         self.call("save_keys", true, self.inner.save_keys(keys))
             .await
+    }
+
+    async fn rotate_keys(
+        &self,
+        keys: &[KeyRecord],
+        key_ids: &str,
+        at: UnixTime,
+        expires_at: UnixTime,
+    ) -> Result<RevocationEvent, StoreError> {
+        self.call(
+            "rotate_keys",
+            true,
+            self.inner.rotate_keys(keys, key_ids, at, expires_at),
+        )
+        .await
     }
 }
 
