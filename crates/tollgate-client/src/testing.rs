@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tollgate_core::claims::{Minter, ServiceGrant, UserGrant, new_id};
 use tollgate_core::keys::{Algorithm, ManagedKey};
 use tollgate_core::plans::Plans;
-use tollgate_core::{Claims, UnixTime, ValidationPolicy, VerifyingKeys};
+use tollgate_core::{Claims, Secret, UnixTime, ValidationPolicy, VerifyingKeys};
 
 use crate::{AuthError, Authenticator, RevocationSet, clock};
 
@@ -69,11 +69,32 @@ impl TestIssuer {
 
     /// An issuer with this name minting for these audiences.
     pub fn with(issuer: &str, audiences: &[&str]) -> Result<TestIssuer, AuthError> {
-        let audiences: Vec<String> = audiences.iter().map(|a| (*a).to_owned()).collect();
         let key = ManagedKey::generate(Algorithm::EdDSA, clock::now())?;
+        TestIssuer::with_key(issuer, audiences, &key)
+    }
+
+    /// An issuer signing with HS256 under a shared `secret`, as an HS256
+    /// deployment of the token service does (the same `kid`, derived from
+    /// the secret); its authenticators accept HS256 only.
+    pub fn with_hmac_secret(
+        issuer: &str,
+        audiences: &[&str],
+        secret: &Secret,
+    ) -> Result<TestIssuer, AuthError> {
+        let key = ManagedKey::from_hmac_secret(secret, clock::now())?;
+        TestIssuer::with_key(issuer, audiences, &key)
+    }
+
+    fn with_key(
+        issuer: &str,
+        audiences: &[&str],
+        key: &ManagedKey,
+    ) -> Result<TestIssuer, AuthError> {
+        let audiences: Vec<String> = audiences.iter().map(|a| (*a).to_owned()).collect();
         let minter = Minter::new(issuer, audiences.clone(), key.signing_key()?)?;
         let keys = VerifyingKeys::new([key.verifying_key()?]);
-        let policy = ValidationPolicy::new(issuer, audiences.clone())?;
+        let policy =
+            ValidationPolicy::new(issuer, audiences.clone())?.with_algorithms(&[key.alg()]);
         Ok(TestIssuer {
             inner: Arc::new(Inner {
                 minter,
@@ -92,6 +113,12 @@ impl TestIssuer {
     /// core `Validator` next to the SDK, in benchmarks).
     pub fn verifying_keys(&self) -> &VerifyingKeys {
         &self.inner.keys
+    }
+
+    /// The validation policy of this issuer's authenticators (its first
+    /// audience, its one algorithm).
+    pub fn policy(&self) -> &ValidationPolicy {
+        &self.inner.policy
     }
 
     /// The issuer name.
@@ -116,6 +143,7 @@ impl TestIssuer {
         // An empty audience cannot make a policy: such an authenticator
         // expects the issuer's first audience instead.
         let policy = ValidationPolicy::new(self.inner.issuer.clone(), vec![audience.to_owned()])
+            .map(|policy| policy.with_algorithms(self.inner.policy.algorithms()))
             .unwrap_or_else(|_| self.inner.policy.clone());
         Authenticator::offline(
             policy,
@@ -411,6 +439,55 @@ mod tests {
                 .code(),
             "revoked"
         );
+    }
+
+    #[tokio::test]
+    async fn an_hmac_issuer_mints_hs256_that_only_the_same_secret_accepts() {
+        let secret = Secret::new("a-shared-secret-of-at-least-thirty-two-bytes");
+        let issuer = TestIssuer::with_hmac_secret(TEST_ISSUER, &["api"], &secret).unwrap();
+        let token = issuer.user("u1").mint();
+        assert!(
+            issuer
+                .verifying_keys()
+                .iter()
+                .all(|k| k.alg() == Algorithm::HS256)
+        );
+        assert_eq!(issuer.policy().algorithms(), &[Algorithm::HS256]);
+        issuer
+            .authenticator()
+            .authenticate_user(&token)
+            .await
+            .unwrap();
+        let for_billing = issuer.authenticator_for("billing");
+        assert_eq!(
+            for_billing
+                .authenticate_user(&token)
+                .await
+                .unwrap_err()
+                .code(),
+            "wrong_audience"
+        );
+
+        let other = Secret::new("another-shared-secret-of-thirty-two-bytes!");
+        let stranger = TestIssuer::with_hmac_secret(TEST_ISSUER, &["api"], &other).unwrap();
+        assert!(
+            stranger
+                .authenticator()
+                .authenticate_user(&token)
+                .await
+                .is_err()
+        );
+        // An EdDSA issuer's authenticator never takes HS256.
+        let eddsa = TestIssuer::new();
+        assert!(
+            eddsa
+                .authenticator()
+                .authenticate_user(&token)
+                .await
+                .is_err()
+        );
+        let weak = TestIssuer::with_hmac_secret(TEST_ISSUER, &["api"], &Secret::new("short"));
+        assert!(weak.is_err());
     }
 
     #[tokio::test]

@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyString, PyTuple};
 use tollgate_client::{AuthError as SdkError, Expect};
 
-use crate::bridge::{awaitable, block_on, guard};
+use crate::bridge::{awaitable_at_hand, block_on, block_on_at_hand, guard};
 use crate::convert::{self, json_to_py};
 use crate::errors::{IntoPy, to_py};
 
@@ -35,6 +35,14 @@ impl Authenticator {
             tollgate_client::Authenticator::builder_from_config(&config).service_name(service_name);
         let inner = block_on(py, async move { builder.build().await.py_err() })?;
         Ok(Authenticator::wrap(inner))
+    }
+
+    /// Whether judging `token` is expected to be answered from memory: a
+    /// refusal before any work, or a token judged before.
+    fn at_hand(&self, token: &Result<String, SdkError>) -> bool {
+        token
+            .as_ref()
+            .map_or(true, |token| self.inner.is_cached(token))
     }
 }
 
@@ -150,7 +158,8 @@ impl Authenticator {
         guard(|| {
             let expect = expect_arg(expect)?;
             let token = convert::token(token);
-            block_on(py, judge(self.inner.clone(), token, expect, None))
+            let at_hand = self.at_hand(&token);
+            block_on_at_hand(py, judge(self.inner.clone(), token, expect, None), at_hand)
         })
     }
 
@@ -164,7 +173,8 @@ impl Authenticator {
         guard(|| {
             let expect = expect_arg(expect)?;
             let token = convert::token(token);
-            awaitable(py, judge(self.inner.clone(), token, expect, None))
+            let at_hand = self.at_hand(&token);
+            awaitable_at_hand(py, judge(self.inner.clone(), token, expect, None), at_hand)
         })
     }
 
@@ -178,7 +188,9 @@ impl Authenticator {
         guard(|| {
             let token = request_token(headers)?;
             let (expect, requirements) = split(requirements);
-            block_on(py, judge(self.inner.clone(), token, expect, requirements))
+            let at_hand = self.at_hand(&token);
+            let judged = judge(self.inner.clone(), token, expect, requirements);
+            block_on_at_hand(py, judged, at_hand)
         })
     }
 
@@ -192,7 +204,9 @@ impl Authenticator {
         guard(|| {
             let token = request_token(headers)?;
             let (expect, requirements) = split(requirements);
-            awaitable(py, judge(self.inner.clone(), token, expect, requirements))
+            let at_hand = self.at_hand(&token);
+            let judged = judge(self.inner.clone(), token, expect, requirements);
+            awaitable_at_hand(py, judged, at_hand)
         })
     }
 

@@ -3,6 +3,8 @@
 //!
 //! - [`block_on`]: a blocking call (the sync API). The GIL is released while
 //!   the future runs on this thread; tokio's worker threads drive its I/O.
+//!   [`block_on_at_hand`] and [`awaitable_at_hand`] first poll with the GIL
+//!   held when the answer is expected from memory (a cached token).
 //! - [`awaitable`]: the async API. The future is polled once, at once (GIL
 //!   released): a cached token's judgement is ready then and comes back as a
 //!   [`Ready`] awaitable, with no trip through the event loop. A future that
@@ -51,6 +53,31 @@ pub(crate) fn block_on<T: Send>(
     py.detach(|| runtime().block_on(guarded(fut)))
 }
 
+/// [`block_on`], except that an answer expected from memory (`at_hand`: a
+/// cached token's judgement, a refusal known before any work) is first
+/// polled once with the GIL held: releasing and retaking the GIL and
+/// parking on the runtime would cost several times the judgement itself.
+/// Should the future have to wait after all, it finishes as in
+/// [`block_on`], GIL released.
+pub(crate) fn block_on_at_hand<T: Send>(
+    py: Python<'_>,
+    fut: impl Future<Output = PyResult<T>> + Send,
+    at_hand: bool,
+) -> PyResult<T> {
+    let mut fut = Box::pin(guarded(fut));
+    if at_hand && let Poll::Ready(outcome) = poll_once(fut.as_mut()) {
+        return outcome;
+    }
+    py.detach(|| runtime().block_on(fut))
+}
+
+/// Polls `fut` once, inside the runtime's context, with a waker that does
+/// nothing (whoever polls it next registers its own).
+fn poll_once<F: Future + ?Sized>(fut: std::pin::Pin<&mut F>) -> Poll<F::Output> {
+    let _entered = runtime().enter();
+    fut.poll(&mut Context::from_waker(Waker::noop()))
+}
+
 /// An awaitable for `fut` (see the module docs). `fut` must own what it
 /// uses: it may outlive this call on the runtime.
 pub(crate) fn awaitable<'py, T>(
@@ -60,11 +87,25 @@ pub(crate) fn awaitable<'py, T>(
 where
     T: for<'a> IntoPyObject<'a> + Send + 'static,
 {
+    awaitable_at_hand(py, fut, false)
+}
+
+/// [`awaitable`], with the first poll made with the GIL held when the
+/// answer is expected from memory (`at_hand`, as in [`block_on_at_hand`]).
+pub(crate) fn awaitable_at_hand<'py, T>(
+    py: Python<'py>,
+    fut: impl Future<Output = PyResult<T>> + Send + 'static,
+    at_hand: bool,
+) -> PyResult<Bound<'py, PyAny>>
+where
+    T: for<'a> IntoPyObject<'a> + Send + 'static,
+{
     let mut fut = Box::pin(guarded(fut));
-    let polled = py.detach(|| {
-        let _entered = runtime().enter();
-        fut.as_mut().poll(&mut Context::from_waker(Waker::noop()))
-    });
+    let polled = if at_hand {
+        poll_once(fut.as_mut())
+    } else {
+        py.detach(|| poll_once(fut.as_mut()))
+    };
     match polled {
         Poll::Ready(outcome) => {
             let outcome = outcome.and_then(|value| value.into_py_any(py));

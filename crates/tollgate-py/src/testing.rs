@@ -1,5 +1,5 @@
 //! `TestIssuer`: the SDK's test issuer (feature `testing`): real tokens,
-//! signed with a real EdDSA key by the core minter, and authenticators that
+//! signed with a real EdDSA key (or an HS256 shared secret) by the core minter, and authenticators that
 //! trust only that key.
 
 use std::time::Instant;
@@ -7,7 +7,7 @@ use std::time::Instant;
 use pyo3::prelude::*;
 use tollgate_client::testing::{TEST_AUDIENCE, TEST_ISSUER};
 use tollgate_client::{AuthError as SdkError, RevocationSet};
-use tollgate_core::{ValidationPolicy, Validator};
+use tollgate_core::{Secret, ValidationPolicy, Validator};
 
 use crate::authenticator::{Authenticator, expect_arg};
 use crate::bridge::guard;
@@ -30,11 +30,23 @@ impl TestIssuer {
     }
 
     #[new]
-    #[pyo3(signature = (issuer = TEST_ISSUER, audiences = vec![TEST_AUDIENCE.to_owned()]))]
-    fn new(issuer: &str, audiences: Vec<String>) -> PyResult<TestIssuer> {
+    #[pyo3(signature = (issuer = TEST_ISSUER, audiences = vec![TEST_AUDIENCE.to_owned()], *, hmac_secret = None))]
+    fn new(
+        issuer: &str,
+        audiences: Vec<String>,
+        hmac_secret: Option<String>,
+    ) -> PyResult<TestIssuer> {
         guard(|| {
             let names: Vec<&str> = audiences.iter().map(String::as_str).collect();
-            let inner = tollgate_client::testing::TestIssuer::with(issuer, &names).py_err()?;
+            let inner = match hmac_secret {
+                None => tollgate_client::testing::TestIssuer::with(issuer, &names),
+                Some(secret) => tollgate_client::testing::TestIssuer::with_hmac_secret(
+                    issuer,
+                    &names,
+                    &Secret::new(secret),
+                ),
+            }
+            .py_err()?;
             Ok(TestIssuer { inner, audiences })
         })
     }
@@ -171,7 +183,8 @@ pub(crate) fn core_validation_ns(
 ) -> PyResult<f64> {
     let expect = expect_arg(expect)?;
     let policy = ValidationPolicy::new(issuer.inner.issuer(), vec![audience.to_owned()])
-        .map_err(|err| to_py(SdkError::from(err)))?;
+        .map_err(|err| to_py(SdkError::from(err)))?
+        .with_algorithms(issuer.inner.policy().algorithms());
     let validator = Validator::new(policy, issuer.inner.verifying_keys().clone());
     let revocations = RevocationSet::new();
     let now = std::time::SystemTime::now()

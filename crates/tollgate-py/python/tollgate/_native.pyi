@@ -286,8 +286,16 @@ class TestIssuer:
     """Mints real tokens for a service's tests: the Rust SDK's test issuer
     (see :mod:`tollgate.testing`)."""
 
-    def __init__(self, issuer: str = "https://tollgate.test", audiences: Sequence[str] = ("api",)) -> None:
-        """An issuer with a fresh EdDSA key."""
+    def __init__(
+        self,
+        issuer: str = "https://tollgate.test",
+        audiences: Sequence[str] = ("api",),
+        *,
+        hmac_secret: Optional[str] = None,
+    ) -> None:
+        """An issuer with a fresh EdDSA key, or, given ``hmac_secret`` (32
+        bytes or more), one signing HS256 with that shared secret as an
+        HS256 deployment does; its authenticators then accept HS256 only."""
     @property
     def issuer(self) -> str:
         """The issuer name."""

@@ -1,0 +1,38 @@
+"""A FastAPI app for scripts/bench-python: one route with the Tollgate
+dependency, the same route with no authentication, and one with a
+dependency that does nothing (FastAPI's own cost of a dependency), trusting a
+TestIssuer whose token the script reads from ``$BENCH_TOKEN_FILE``."""
+
+import os
+
+from fastapi import Depends, FastAPI, Request
+
+import tollgate
+import tollgate.fastapi
+from tollgate.testing import TestIssuer
+
+issuer = TestIssuer()
+app = FastAPI()
+tollgate.fastapi.install(app, issuer.authenticator("api"))
+with open(os.environ["BENCH_TOKEN_FILE"], "w") as out:
+    out.write(issuer.user("bench-user", email="bench@example.com", ttl=3600))
+
+
+@app.get("/open")
+async def open_route():
+    return {"sub": None}
+
+
+@app.get("/me")
+async def me(user: tollgate.Principal = Depends(tollgate.fastapi.user())):
+    return {"sub": user.sub}
+
+
+async def nothing(request: Request) -> None:
+    """A dependency that does nothing: FastAPI's own cost of one."""
+    return None
+
+
+@app.get("/noop")
+async def noop(_: None = Depends(nothing)):
+    return {"sub": None}
