@@ -10,9 +10,11 @@
 //! plan's limit, so users = ceil(N/K)), `--rate R` chat messages per second
 //! across all connections (1000), `--chat-secs S` (10), `--backend-bin PATH`
 //! (`target/release/chat-backend`), `--expiry-notice SECS` (sets
-//! `TOLLGATE_WS_EXPIRY_NOTICE`; the tool's access tokens live an hour, so
-//! 3590 makes every connection get `auth.expiring` at once and answer
-//! `auth.refresh` in-band with its second token).
+//! `TOLLGATE_WS_EXPIRY_NOTICE`; each connection answers `auth.expiring` with
+//! `auth.refresh` carrying its user's second token). Not yet useful: the SDK
+//! caps the notice at half the token's lifetime and the tool's tokens live an
+//! hour, so runs shorter than 30 min never refresh; exercising it needs a
+//! shorter token lifetime and tokens minted fresh at refresh time (to do).
 //!
 //! How tokens are real at scale, quickly: the tool boots the real token
 //! service in-process (the server's test-kit, SQLite, on 127.0.0.1:0),
