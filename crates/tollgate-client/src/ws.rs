@@ -697,7 +697,12 @@ where
         Ok(AuthenticatedUpgrade {
             upgrade: upgrade
                 .max_message_size(ws.inner.max_message_size)
-                .max_frame_size(ws.inner.max_message_size),
+                .max_frame_size(ws.inner.max_message_size)
+                // tungstenite's 128 KiB read buffer per connection is most
+                // of an idle connection's memory; chat frames are small and
+                // the buffer grows for a large one.
+                .read_buffer_size(4096)
+                .write_buffer_size(0),
             principal,
             slot,
         })
