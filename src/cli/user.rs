@@ -242,7 +242,7 @@ fn set(args: SetArgs) -> anyhow::Result<Outcome> {
         let store = local.store.as_ref();
         let found = if args.user.contains('@') {
             store
-                .find_user_by_email(&args.user.trim().to_lowercase())
+                .find_user_by_email(&tollgate_core::email::normalize(&args.user)?)
                 .await?
         } else {
             store.find_user(&args.user).await?

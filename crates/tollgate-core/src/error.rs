@@ -78,6 +78,10 @@ pub enum Error {
     /// A password was refused by policy.
     #[error("{0}")]
     WeakPassword(&'static str),
+    /// An e-mail address was refused (see [`crate::email`]); the sentence
+    /// names the rule broken, never the address.
+    #[error("the e-mail address is refused: {0}")]
+    InvalidEmail(&'static str),
     /// A password hash could not be computed or parsed.
     #[error("the password hash is unusable: {0}")]
     PasswordHash(&'static str),
@@ -128,6 +132,7 @@ impl Error {
             Error::KeyDecryption => "key_decryption_failed",
             Error::Signing => "signing_failed",
             Error::WeakPassword(_) => "weak_password",
+            Error::InvalidEmail(_) => "invalid_email",
             Error::PasswordHash(_) => "password_hash",
             Error::Config(_) => "invalid_config",
             Error::Plans(_) => "invalid_plans",

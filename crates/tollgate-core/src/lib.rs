@@ -4,7 +4,7 @@
 //! This crate holds the token formats ([`claims`]), the keys ([`keys`]), the
 //! compact JWS layer ([`jws`]), the one validator every other crate calls
 //! ([`validate`]), the configuration builder ([`config`]), plans ([`plans`]),
-//! password hashing policy ([`password`]) and the wire bodies shared by the
+//! password hashing policy ([`password`]), e-mail normalisation ([`email`]) and the wire bodies shared by the
 //! server and the SDK ([`wire`]).
 //!
 //! **Invariant:** no I/O, no async, no clock. Callers pass `now` (Unix
@@ -20,6 +20,7 @@
 pub mod cache;
 pub mod claims;
 pub mod config;
+pub mod email;
 mod encoding;
 pub mod error;
 pub mod fingerprint;

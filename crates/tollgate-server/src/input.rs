@@ -10,23 +10,12 @@ use std::borrow::Cow;
 
 use crate::ApiError;
 
-/// Longest e-mail address accepted (RFC 5321 path limit).
-const MAX_EMAIL: usize = 254;
-
-/// A trimmed, lower-cased e-mail address: something `@` something, no
-/// whitespace or control characters.
+/// An e-mail address in its normal form (NFKC, lower-cased), or
+/// `invalid_email` for look-alikes, invisible characters and anything that
+/// is not one `@` before a host-shaped domain: see [`tollgate_core::email`].
+/// Every place the server takes an address goes through here.
 pub(crate) fn email(raw: &str) -> Result<String, ApiError> {
-    let email = raw.trim().to_lowercase();
-    let valid = email.len() <= MAX_EMAIL
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
-        && email
-            .rsplit_once('@')
-            .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty());
-    if valid {
-        Ok(email)
-    } else {
-        Err(ApiError::InvalidEmail)
-    }
+    tollgate_core::email::normalize(raw).map_err(|_| ApiError::InvalidEmail)
 }
 
 fn is_name(text: &str, max: usize, extra: &[char]) -> bool {
@@ -154,6 +143,10 @@ mod tests {
     #[test]
     fn emails_are_normalised_or_refused() {
         assert_eq!(email("  Ann@Example.COM ").unwrap(), "ann@example.com");
+        assert_eq!(
+            email("ａｄｍｉｎ@example.com").unwrap(),
+            "admin@example.com"
+        );
         for bad in [
             "",
             "ann",
@@ -162,6 +155,9 @@ mod tests {
             "a b@example.com",
             "a\u{0}@x",
             &format!("{}@x", "a".repeat(260)),
+            "ad\u{200b}min@example.com",
+            "admin@example.com.",
+            "a@b@c",
         ] {
             assert_eq!(email(bad), Err(ApiError::InvalidEmail), "{bad:?}");
         }

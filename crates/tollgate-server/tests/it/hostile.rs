@@ -234,3 +234,65 @@ async fn issue_15_unknown_members_are_refused_by_name() {
         "the JSON body has an unknown member `?`"
     );
 }
+
+/// Item 2: look-alike and invisible e-mail addresses. The fullwidth form of
+/// an existing account's address is that address (NFKC), so it collides:
+/// the admin API answers 409 `email_taken`, registration answers like a
+/// free address but creates nothing (its usual rule for a taken one).
+/// Invisible characters, a Cyrillic look-alike, a trailing dot and two `@`
+/// are 400 `invalid_email`. Login normalises the same way, and the token
+/// carries the normal form. On main all of these registered and logged in.
+#[tokio::test]
+async fn issue_15_look_alike_and_invisible_emails() {
+    let api = Api::start().await;
+    let admin = api.admin_token().await;
+    let owner = api.server.admin_email().to_owned();
+    assert_eq!(owner, "admin@tollgate.test");
+    let fullwidth = "ａｄｍｉｎ@tollgate.test";
+
+    // Not the owner's password: a registration that took would change who
+    // can log in with it.
+    let body =
+        |email: &str| serde_json::json!({"email": email, "password": "a different long password"});
+    api.post_json("/v1/admin/users", Some(&admin), &body(fullwidth))
+        .await
+        .expect(409, Some("email_taken"));
+    let registered = api
+        .post_json("/v1/auth/register", None, &body(fullwidth))
+        .await;
+    registered.expect(201, None);
+    assert_eq!(registered.str("email"), owner);
+    // Nothing was created: the fullwidth address with the new password
+    // does not log in; the owner's password still does.
+    api.post_json("/v1/auth/login", None, &body(fullwidth))
+        .await
+        .expect(401, Some("invalid_credentials"));
+
+    for bad in [
+        "ad\u{200b}min@tollgate.test",
+        "admin\u{feff}@tollgate.test",
+        "ad\u{ad}min@tollgate.test",
+        "\u{202e}admin@tollgate.test",
+        "\u{430}dmin@tollgate.test",
+        "admin@tollgate.test.",
+        "a@b@c",
+    ] {
+        let answer = api.post_json("/v1/auth/register", None, &body(bad)).await;
+        answer.expect(400, Some("invalid_email"));
+        api.post_json("/v1/admin/users", Some(&admin), &body(bad))
+            .await
+            .expect(400, Some("invalid_email"));
+    }
+
+    // Login finds the account whatever the case or width, and the token's
+    // `email` is the normal form.
+    for typed in ["ADMIN@Tollgate.TEST", "ＡＤＭＩＮ@tollgate.test"] {
+        let token = api
+            .login(typed, api.server.admin_password())
+            .await
+            .str("access_token");
+        let me = api.get("/v1/auth/me", Some(&token)).await;
+        me.expect(200, None);
+        assert_eq!(me.str("email"), owner, "{typed}");
+    }
+}
