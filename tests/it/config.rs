@@ -54,6 +54,7 @@ fn two_legacy_lifetimes_that_disagree_fail_naming_both() {
         TOLLGATE_LOGIN_FAILURES_PER_ACCOUNT_GLOBAL  100                                   default (development)
         TOLLGATE_LOGIN_FAILURES_PER_ADDRESS         50                                    default (development)
         TOLLGATE_REGISTRATIONS_PER_ADDRESS          20                                    default (development)
+        TOLLGATE_STORE_TIMEOUT                      2                                     default (development)
 
         error: JWT_ACCESS_TOKEN_EXPIRE_MINUTES=30 (= 1800 s) and JWT_ACCESS_EXPIRY_MINUTES=15 (= 900 s) disagree; set only TOLLGATE_ACCESS_TOKEN_TTL
         warning: JWT_ACCESS_TOKEN_EXPIRE_MINUTES is a deprecated name; use TOLLGATE_ACCESS_TOKEN_TTL
