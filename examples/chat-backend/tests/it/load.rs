@@ -14,6 +14,13 @@ const PER_USER: usize = 10;
 #[tokio::test]
 async fn five_hundred_connections_open_and_a_user_revocation_closes_all_of_theirs_with_4403() {
     let backend = Backend::start().await;
+    // A user revocation kills the tokens issued *before* it (at second
+    // granularity): tokens minted in the same second as `revoke_user`
+    // below would outlive it on a fast machine, so they are a little older.
+    let issued_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+        - 5;
     let tokens: Vec<(usize, String)> = (0..USERS * PER_USER)
         .map(|i| {
             let user = i % USERS;
@@ -22,6 +29,7 @@ async fn five_hundred_connections_open_and_a_user_revocation_closes_all_of_their
                 .user(&format!("load-{user}"))
                 .plan("enterprise")
                 .session(&format!("s-{i}"))
+                .issued_at(issued_at)
                 .mint();
             (user, token)
         })
