@@ -92,9 +92,10 @@ impl RevocationSet {
     /// Applies one feed event (idempotent). `now` drives the occasional
     /// sweep of expired entries.
     pub fn apply(&self, event: &RevocationEvent, now: UnixTime) {
-        if event.kind == RevocationKind::Keys {
-            // A rotation revokes nothing: only the cursor moves (the feed
-            // follower has the key set refetched).
+        if matches!(event.kind, RevocationKind::Keys | RevocationKind::Plan) {
+            // A rotation or a plan change revokes nothing: only the cursor
+            // moves (the feed follower has the key set refetched; a plan
+            // change is for the limits).
             let mut maps = self.write();
             maps.cursor = maps.cursor.max(event.cursor);
             return;
@@ -105,7 +106,7 @@ impl RevocationSet {
                 RevocationKind::Token => Revoked::Token(&event.value),
                 RevocationKind::Session => Revoked::Session(&event.value),
                 RevocationKind::User => Revoked::User(&event.value),
-                RevocationKind::Keys => Revoked::All,
+                RevocationKind::Keys | RevocationKind::Plan => Revoked::All,
             }
         });
     }
@@ -247,7 +248,7 @@ impl Maps {
                 entry.0 = entry.0.max(event.at);
                 entry.1 = entry.1.max(event.expires_at);
             }
-            RevocationKind::Keys => {}
+            RevocationKind::Keys | RevocationKind::Plan => {}
         }
         self.cursor = self.cursor.max(event.cursor);
         if now.saturating_sub(self.last_sweep) >= SWEEP_EVERY {
@@ -328,6 +329,17 @@ mod tests {
         set.sweep(400);
         assert!(set.is_empty());
         assert_eq!(set.cursor(), 4, "the cursor survives sweeps");
+    }
+
+    #[test]
+    fn plan_events_revoke_nothing_and_move_the_cursor() {
+        let set = RevocationSet::new();
+        let changes = set.subscribe();
+        set.apply(&event(9, RevocationKind::Plan, "u1 pro", 100, 400), 100);
+        assert!(set.is_empty());
+        assert_eq!(set.revoked_before("u1"), None);
+        assert_eq!(set.cursor(), 9);
+        assert!(!changes.has_changed().unwrap(), "a plan change is not news");
     }
 
     #[derive(Debug, Default)]

@@ -248,6 +248,12 @@ pub enum RevocationKind {
     /// separated by a space ([`RevocationEvent::key_ids`]). An SDK
     /// refetches the JWKS at once (past its cool-down) until it holds them.
     Keys,
+    /// Not a revocation: an admin changed a user's plan. `value` is the
+    /// user id and the new plan separated by a space
+    /// ([`RevocationEvent::plan`], [`RevocationEvent::plan_change`]). An SDK
+    /// applies the new plan's limits to the user's live connections and next
+    /// calls; the tokens' `plan` claim stays what it was minted with.
+    Plan,
 }
 
 wire! {
@@ -279,6 +285,30 @@ impl RevocationEvent {
         };
         ids.split(' ').filter(|id| !id.is_empty())
     }
+
+    /// The `value` of a `plan` event: `"<sub> <plan>"`. Neither part may be
+    /// empty or hold a space (user ids and plan names never do).
+    pub fn plan_value(sub: &str, plan: &str) -> String {
+        format!("{sub} {plan}")
+    }
+
+    /// For a `plan` event: the user and their new plan, or `None` for any
+    /// other kind or a value that is not exactly two non-empty words.
+    pub fn plan(&self) -> Option<(&str, &str)> {
+        if self.kind != RevocationKind::Plan {
+            return None;
+        }
+        let (sub, plan) = self.value.split_once(' ')?;
+        (!sub.is_empty() && !plan.is_empty() && !plan.contains(' ')).then_some((sub, plan))
+    }
+
+    /// Whether the event revokes anything (`keys` and `plan` events do not).
+    pub fn is_revocation(&self) -> bool {
+        matches!(
+            self.kind,
+            RevocationKind::Token | RevocationKind::Session | RevocationKind::User
+        )
+    }
 }
 
 wire! {
@@ -290,6 +320,82 @@ wire! {
         pub next_cursor: u64,
         /// Whether more events are waiting beyond this page.
         pub has_more: bool,
+    }
+}
+
+/// Most events one `POST /v1/usage/events` batch may carry.
+pub const MAX_USAGE_BATCH: usize = 1000;
+
+wire! {
+    /// One admitted tool call, as a service reports it for billing. The
+    /// idempotency key is (`service`, `instance`, `seq`): a second delivery
+    /// of the same key is counted once.
+    #[serde(deny_unknown_fields)]
+    pub struct UsageEvent {
+        /// The reporting service (its client id, say `chat-backend`).
+        pub service: String,
+        /// The reporting process of that service (unique per process start).
+        pub instance: String,
+        /// Sequence number within the instance; never reused by it.
+        pub seq: u64,
+        /// The user (`sub`) who made the call.
+        pub user: String,
+        /// The tool called.
+        pub tool: String,
+        /// The plan the call was admitted under.
+        pub plan: String,
+        /// When the call was admitted (Unix seconds).
+        pub at: UnixTime,
+    }
+}
+
+wire! {
+    /// `POST /v1/usage/events` body: at most [`MAX_USAGE_BATCH`] events,
+    /// stored all or none.
+    #[serde(deny_unknown_fields)]
+    pub struct UsageBatch {
+        /// The events, in any order.
+        pub events: Vec<UsageEvent>,
+    }
+}
+
+wire! {
+    /// `POST /v1/usage/events` answer (200).
+    pub struct UsageAccepted {
+        /// Events stored now.
+        pub accepted: u64,
+        /// Events whose key was already stored (delivered before): not
+        /// counted again.
+        pub duplicates: u64,
+    }
+}
+
+wire! {
+    /// One row of a usage report.
+    pub struct UsageRow {
+        /// The group: a tool name, a day (`YYYY-MM-DD`, UTC) or a plan.
+        pub key: String,
+        /// Calls in the group.
+        pub calls: u64,
+    }
+}
+
+wire! {
+    /// `GET /v1/usage` and `GET /v1/auth/usage` answer.
+    pub struct UsageReport {
+        /// The user reported on; absent for every user.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub user: Option<String>,
+        /// Start of the period (Unix seconds, inclusive; counted by hour).
+        pub from: UnixTime,
+        /// End of the period (Unix seconds, exclusive; counted by hour).
+        pub to: UnixTime,
+        /// `tool`, `day` or `plan`.
+        pub group_by: String,
+        /// One row per group, ordered by key.
+        pub rows: Vec<UsageRow>,
+        /// Sum of the rows' calls.
+        pub total: u64,
     }
 }
 
@@ -698,5 +804,118 @@ mod tests {
             assert!(!text.contains("s3cr3t"), "{text}");
             assert!(text.contains("[redacted]"), "{text}");
         }
+    }
+
+    fn feed_event(kind: RevocationKind, value: &str) -> RevocationEvent {
+        RevocationEvent {
+            cursor: 7,
+            kind,
+            value: value.into(),
+            at: 100,
+            expires_at: 200,
+        }
+    }
+
+    #[test]
+    fn revocation_kinds_keep_their_json_and_plan_is_new() {
+        for (kind, name) in [
+            (RevocationKind::Token, "token"),
+            (RevocationKind::Session, "session"),
+            (RevocationKind::User, "user"),
+            (RevocationKind::Keys, "keys"),
+            (RevocationKind::Plan, "plan"),
+        ] {
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{name}\""));
+            assert_eq!(serde_json::from_str::<RevocationKind>(&json).unwrap(), kind);
+        }
+        let event = feed_event(RevocationKind::Plan, "u1 pro");
+        let json = serde_json::to_string(&event).unwrap();
+        assert_eq!(
+            json,
+            r#"{"cursor":7,"kind":"plan","value":"u1 pro","at":100,"expires_at":200}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<RevocationEvent>(&json).unwrap(),
+            event
+        );
+    }
+
+    #[test]
+    fn plan_events_carry_user_and_plan() {
+        let value = RevocationEvent::plan_value("u1", "enterprise");
+        assert_eq!(value, "u1 enterprise");
+        let event = feed_event(RevocationKind::Plan, &value);
+        assert_eq!(event.plan(), Some(("u1", "enterprise")));
+        assert!(!event.is_revocation());
+        assert_eq!(event.key_ids().count(), 0);
+        for bad in ["", "u1", "u1 ", " pro", "u1 pro extra"] {
+            assert_eq!(
+                feed_event(RevocationKind::Plan, bad).plan(),
+                None,
+                "{bad:?}"
+            );
+        }
+        // Other kinds are never read as plan changes.
+        assert_eq!(feed_event(RevocationKind::User, "u1 pro").plan(), None);
+        assert!(feed_event(RevocationKind::User, "u1").is_revocation());
+        assert!(!feed_event(RevocationKind::Keys, "k1 k2").is_revocation());
+    }
+
+    #[test]
+    fn usage_bodies_round_trip_and_refuse_unknown_members() {
+        let batch = UsageBatch {
+            events: vec![UsageEvent {
+                service: "chat-backend".into(),
+                instance: "i-1".into(),
+                seq: 42,
+                user: "u1".into(),
+                tool: "search".into(),
+                plan: "free".into(),
+                at: 1_700_000_000,
+            }],
+        };
+        let json = serde_json::to_string(&batch).unwrap();
+        assert_eq!(
+            json,
+            r#"{"events":[{"service":"chat-backend","instance":"i-1","seq":42,"user":"u1","tool":"search","plan":"free","at":1700000000}]}"#
+        );
+        assert_eq!(serde_json::from_str::<UsageBatch>(&json).unwrap(), batch);
+        let extra_event = json.replace(r#""seq":42"#, r#""seq":42,"n":1"#);
+        assert!(serde_json::from_str::<UsageBatch>(&extra_event).is_err());
+        assert!(serde_json::from_str::<UsageBatch>(r#"{"events":[],"x":1}"#).is_err());
+
+        let accepted = UsageAccepted {
+            accepted: 3,
+            duplicates: 1,
+        };
+        let json = serde_json::to_string(&accepted).unwrap();
+        assert_eq!(json, r#"{"accepted":3,"duplicates":1}"#);
+        assert_eq!(
+            serde_json::from_str::<UsageAccepted>(&json).unwrap(),
+            accepted
+        );
+
+        let mut report = UsageReport {
+            user: None,
+            from: 0,
+            to: 3600,
+            group_by: "tool".into(),
+            rows: vec![UsageRow {
+                key: "search".into(),
+                calls: 2,
+            }],
+            total: 2,
+        };
+        let json = serde_json::to_string(&report).unwrap();
+        assert_eq!(
+            json,
+            r#"{"from":0,"to":3600,"group_by":"tool","rows":[{"key":"search","calls":2}],"total":2}"#
+        );
+        assert_eq!(serde_json::from_str::<UsageReport>(&json).unwrap(), report);
+        report.user = Some("u1".into());
+        let json = serde_json::to_string(&report).unwrap();
+        assert!(json.starts_with(r#"{"user":"u1","#), "{json}");
+        assert_eq!(serde_json::from_str::<UsageReport>(&json).unwrap(), report);
     }
 }

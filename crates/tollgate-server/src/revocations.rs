@@ -106,8 +106,9 @@ impl RevocationView {
                     entry.0 = entry.0.max(event.at);
                     entry.1 = entry.1.max(event.expires_at);
                 }
-                // A rotation revokes nothing (the pump reloads the keys).
-                RevocationKind::Keys => {}
+                // A rotation revokes nothing (the pump reloads the keys), nor
+                // does a plan change (the SDKs apply it to their limits).
+                RevocationKind::Keys | RevocationKind::Plan => {}
             }
         }
     }

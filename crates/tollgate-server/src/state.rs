@@ -170,6 +170,7 @@ impl AppState {
                 RevocationKind::Session => "session",
                 RevocationKind::User => "user",
                 RevocationKind::Keys => "keys",
+                RevocationKind::Plan => "plan",
             };
             ::metrics::counter!(metrics::REVOCATIONS, "kind" => kind).increment(1);
         }

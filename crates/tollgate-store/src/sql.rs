@@ -108,6 +108,7 @@ pub(crate) fn kind_name(kind: RevocationKind) -> &'static str {
         RevocationKind::Session => "session",
         RevocationKind::User => "user",
         RevocationKind::Keys => "keys",
+        RevocationKind::Plan => "plan",
     }
 }
 
@@ -118,6 +119,7 @@ pub(crate) fn parse_kind(name: &str) -> Result<RevocationKind, StoreError> {
         "session" => Ok(RevocationKind::Session),
         "user" => Ok(RevocationKind::User),
         "keys" => Ok(RevocationKind::Keys),
+        "plan" => Ok(RevocationKind::Plan),
         _ => Err(StoreError::Corrupt(format!(
             "unknown revocation kind {name:?}"
         ))),
@@ -152,6 +154,7 @@ mod tests {
             RevocationKind::Session,
             RevocationKind::User,
             RevocationKind::Keys,
+            RevocationKind::Plan,
         ] {
             assert_eq!(parse_kind(kind_name(kind)).unwrap(), kind);
         }
