@@ -714,6 +714,53 @@ redacted_debug!(RefreshRequest {} secret { refresh_token } optional {});
 redacted_debug!(CreateUser { email, plan, roles } secret { password } optional {});
 redacted_debug!(ClientCreated { client_id, scopes } secret { client_secret } optional {});
 
+wire! {
+    /// One event of the audit trail (`GET /v1/admin/audit`, `tollgate audit
+    /// tail --json`). Never holds a token, secret or password.
+    pub struct AuditRecord {
+        /// Position in the whole trail (ask `after=` it for the next page).
+        pub cursor: u64,
+        /// The writer's hash chain (`instance:…`, `cli`).
+        pub chain: String,
+        /// Position on the chain, from 1.
+        pub seq: u64,
+        /// When (Unix seconds).
+        pub at: UnixTime,
+        /// Type, e.g. `login.failed` (docs/audit.md lists them).
+        #[serde(rename = "type")]
+        pub kind: String,
+        /// Who: `user:<sub>`, `client:<id>`, `cli`, `system` or `anonymous`.
+        pub actor: String,
+        /// Whom or what the event is about.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub subject: Option<String>,
+        /// The client address.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub address: Option<String>,
+        /// The request's `x-request-id`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub request_id: Option<String>,
+        /// Details (a JSON object, per type).
+        #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+        pub details: serde_json::Value,
+        /// The previous event's hash on the chain.
+        pub prev_hash: String,
+        /// SHA-256 of `prev_hash` and this event's content.
+        pub hash: String,
+    }
+}
+
+wire! {
+    /// A page of the audit trail.
+    pub struct AuditPage {
+        /// Events after the requested cursor that match the filters, oldest
+        /// first.
+        pub events: Vec<AuditRecord>,
+        /// The cursor to ask from next (the last event's, or the request's).
+        pub next_cursor: u64,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

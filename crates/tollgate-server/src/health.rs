@@ -30,8 +30,9 @@ use async_trait::async_trait;
 use tokio::sync::Notify;
 use tollgate_core::UnixTime;
 use tollgate_store::{
-    ClientRecord, KeyRecord, NewRefresh, NewRevocation, RefreshRecord, RevocationEvent, Rotation,
-    SessionRecord, Store, StoreError, UserRecord, UserUpdate,
+    AuditChainHead, AuditFilter, AuditRow, ClientRecord, KeyRecord, NewAuditEvent, NewRefresh,
+    NewRevocation, RefreshRecord, RevocationEvent, Rotation, SessionRecord, Store, StoreError,
+    UserRecord, UserUpdate,
 };
 
 use crate::metrics;
@@ -383,6 +384,53 @@ impl Store for Guarded {
             self.inner.rotate_keys(keys, key_ids, at, expires_at),
         )
         .await
+    }
+
+    async fn append_audit(
+        &self,
+        chain: &str,
+        events: &[NewAuditEvent],
+    ) -> Result<Vec<AuditRow>, StoreError> {
+        self.call("append_audit", true, self.inner.append_audit(chain, events))
+            .await
+    }
+
+    async fn audit_after(
+        &self,
+        after: u64,
+        filter: AuditFilter<'_>,
+        limit: u32,
+    ) -> Result<Vec<AuditRow>, StoreError> {
+        self.call(
+            "audit_after",
+            true,
+            self.inner.audit_after(after, filter, limit),
+        )
+        .await
+    }
+
+    async fn audit_chains(&self) -> Result<Vec<AuditChainHead>, StoreError> {
+        self.call("audit_chains", true, self.inner.audit_chains())
+            .await
+    }
+
+    async fn audit_chain_page(
+        &self,
+        chain: &str,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<AuditRow>, StoreError> {
+        self.call(
+            "audit_chain_page",
+            true,
+            self.inner.audit_chain_page(chain, after_seq, limit),
+        )
+        .await
+    }
+
+    async fn prune_audit(&self, before: UnixTime) -> Result<u64, StoreError> {
+        self.call("prune_audit", true, self.inner.prune_audit(before))
+            .await
     }
 }
 

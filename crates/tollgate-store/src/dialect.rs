@@ -68,6 +68,8 @@ pub enum Arg<'a> {
 pub trait Columns {
     /// A text column.
     fn text(&self, column: &'static str) -> Result<String, StoreError>;
+    /// A text column that may be NULL.
+    fn maybe_text(&self, column: &'static str) -> Result<Option<String>, StoreError>;
     /// An integer column.
     fn int(&self, column: &'static str) -> Result<i64, StoreError>;
     /// An integer column that may be NULL.
@@ -96,6 +98,9 @@ where
     &'static str: ColumnIndex<R>,
 {
     fn text(&self, column: &'static str) -> Result<String, StoreError> {
+        get(self, column)
+    }
+    fn maybe_text(&self, column: &'static str) -> Result<Option<String>, StoreError> {
         get(self, column)
     }
     fn int(&self, column: &'static str) -> Result<i64, StoreError> {

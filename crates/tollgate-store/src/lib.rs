@@ -37,15 +37,18 @@ use async_trait::async_trait;
 use tollgate_core::UnixTime;
 pub use tollgate_core::wire::{RevocationEvent, RevocationKind};
 
+pub mod audit;
 mod dialect;
 pub mod postgres;
 mod sql;
 pub mod sqlite;
 mod store;
 
+pub use audit::{BrokenEvent, Verification, verify_audit};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use store::SqlStore;
+pub use tollgate_core::audit::{AuditContent, GENESIS};
 
 /// How long a call waits for a pooled connection without
 /// [`StoreOptions::call_timeout`].
@@ -302,6 +305,81 @@ pub struct NewRevocation {
     pub expires_at: UnixTime,
 }
 
+/// An audit event to append; the store assigns its cursor, its position on
+/// the chain and its hashes ([`Store::append_audit`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAuditEvent {
+    /// When.
+    pub at: UnixTime,
+    /// Type ([`tollgate_core::audit::AuditEvent::kind`]).
+    pub kind: String,
+    /// Who (`user:<sub>`, `client:<id>`, `cli`, `system`, `anonymous`).
+    pub actor: String,
+    /// Whom or what it is about.
+    pub subject: Option<String>,
+    /// The client address.
+    pub address: Option<String>,
+    /// The request id.
+    pub request_id: Option<String>,
+    /// Details: a JSON object, hashed exactly as given.
+    pub details: String,
+}
+
+/// A stored audit event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    /// Position in the whole trail (commit order).
+    pub cursor: u64,
+    /// The writer's chain.
+    pub chain: String,
+    /// Position on the chain, from 1.
+    pub seq: u64,
+    /// The event.
+    pub event: NewAuditEvent,
+    /// The previous event's hash on the chain ([`tollgate_core::audit::GENESIS`]
+    /// for the first).
+    pub prev_hash: String,
+    /// [`tollgate_core::audit::chain_hash`] of `prev_hash` and the content.
+    pub hash: String,
+}
+
+impl AuditRow {
+    /// What the hash covers.
+    pub fn content(&self) -> tollgate_core::audit::AuditContent<'_> {
+        tollgate_core::audit::AuditContent {
+            chain: &self.chain,
+            seq: self.seq,
+            at: self.event.at,
+            kind: &self.event.kind,
+            actor: &self.event.actor,
+            subject: self.event.subject.as_deref(),
+            address: self.event.address.as_deref(),
+            request_id: self.event.request_id.as_deref(),
+            details: &self.event.details,
+        }
+    }
+}
+
+/// The head of one audit chain: its last position and hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditChainHead {
+    /// The chain.
+    pub chain: String,
+    /// Its last position (0: nothing appended yet).
+    pub seq: u64,
+    /// The hash at that position.
+    pub hash: String,
+}
+
+/// Which audit events a page holds; `None` matches any.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AuditFilter<'a> {
+    /// Only this type.
+    pub kind: Option<&'a str>,
+    /// Only this subject.
+    pub subject: Option<&'a str>,
+}
+
 /// The storage the server needs. Every method is one transaction.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -447,4 +525,38 @@ pub trait Store: Send + Sync + 'static {
         at: UnixTime,
         expires_at: UnixTime,
     ) -> Result<RevocationEvent, StoreError>;
+    /// Appends `events` to the audit chain `chain` in one transaction: each
+    /// gets the next position on the chain, the trail's next cursor, and
+    /// its hash over the previous one's ([`tollgate_core::audit`]). The
+    /// chain's head is locked for the transaction (writers of other chains
+    /// do not wait for it but for the cursor counter, at the end). Returns
+    /// the stored rows.
+    async fn append_audit(
+        &self,
+        chain: &str,
+        events: &[NewAuditEvent],
+    ) -> Result<Vec<AuditRow>, StoreError>;
+    /// Audit events with a cursor above `after` matching `filter`, oldest
+    /// first, at most `limit`.
+    async fn audit_after(
+        &self,
+        after: u64,
+        filter: AuditFilter<'_>,
+        limit: u32,
+    ) -> Result<Vec<AuditRow>, StoreError>;
+    /// Every audit chain's head, by name.
+    async fn audit_chains(&self) -> Result<Vec<AuditChainHead>, StoreError>;
+    /// The events of one chain with a position above `after_seq`, in
+    /// position order, at most `limit` (for verification).
+    async fn audit_chain_page(
+        &self,
+        chain: &str,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<AuditRow>, StoreError>;
+    /// Retention: deletes the audit events older than `before`, and on each
+    /// chain every event before the last of those, so a chain only ever
+    /// loses its oldest events and stays verifiable from the oldest
+    /// remaining one. Returns how many went.
+    async fn prune_audit(&self, before: UnixTime) -> Result<u64, StoreError>;
 }

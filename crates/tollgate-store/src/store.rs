@@ -21,12 +21,14 @@
 use sqlx::pool::PoolConnection;
 use sqlx::{Database, Pool, Transaction};
 use tollgate_core::UnixTime;
+use tollgate_core::audit::{GENESIS, chain_hash};
 
 use crate::dialect::{Arg, Columns, Dialect, Run};
 use crate::sql::{conflict, from_db, from_db_opt, kind_name, parse_kind, to_db, unavailable};
 use crate::{
-    ClientRecord, KeyRecord, NewRefresh, NewRevocation, RefreshRecord, RevocationEvent,
-    RevocationKind, Rotation, SessionRecord, Store, StoreError, UserRecord, UserUpdate,
+    AuditChainHead, AuditFilter, AuditRow, ClientRecord, KeyRecord, NewAuditEvent, NewRefresh,
+    NewRevocation, RefreshRecord, RevocationEvent, RevocationKind, Rotation, SessionRecord, Store,
+    StoreError, UserRecord, UserUpdate,
 };
 
 /// The SQL implementation of [`Store`] over a backend `D`
@@ -141,6 +143,11 @@ macro_rules! revocation_columns {
     };
 }
 pub(crate) use revocation_columns;
+macro_rules! audit_columns {
+    () => {
+        "cursor, chain, seq, at, kind, actor, subject, address, request_id, details, prev_hash, hash"
+    };
+}
 
 fn time(row: &impl Columns, column: &'static str) -> Result<u64, StoreError> {
     from_db(row.int(column)?, column)
@@ -205,6 +212,25 @@ fn key_from(row: &impl Columns) -> Result<KeyRecord, StoreError> {
     })
 }
 
+fn audit_from(row: &impl Columns) -> Result<AuditRow, StoreError> {
+    Ok(AuditRow {
+        cursor: time(row, "cursor")?,
+        chain: row.text("chain")?,
+        seq: time(row, "seq")?,
+        event: NewAuditEvent {
+            at: time(row, "at")?,
+            kind: row.text("kind")?,
+            actor: row.text("actor")?,
+            subject: row.maybe_text("subject")?,
+            address: row.maybe_text("address")?,
+            request_id: row.maybe_text("request_id")?,
+            details: row.text("details")?,
+        },
+        prev_hash: row.text("prev_hash")?,
+        hash: row.text("hash")?,
+    })
+}
+
 fn revocation_from(row: &impl Columns) -> Result<RevocationEvent, StoreError> {
     Ok(RevocationEvent {
         cursor: time(row, "cursor")?,
@@ -254,6 +280,12 @@ const LIVE_SESSIONS_OF_USER: Locking = locking!(
     "SELECT sid FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
      ORDER BY sid",
     "FOR NO KEY UPDATE"
+);
+
+/// An audit chain's head, locked for the appending transaction.
+const AUDIT_HEAD: Locking = locking!(
+    "SELECT seq, hash FROM audit_chains WHERE chain = $1",
+    "FOR UPDATE"
 );
 
 /// With row locks only: the sessions a purge deletes, locked first.
@@ -955,6 +987,183 @@ impl<D: Dialect> Store for SqlStore<D> {
             append_event::<D>(&mut tx, RevocationKind::Keys, key_ids, at, expires_at).await?;
         commit(tx).await?;
         Ok(event)
+    }
+
+    async fn append_audit(
+        &self,
+        chain: &str,
+        events: &[NewAuditEvent],
+    ) -> Result<Vec<AuditRow>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.write().await?;
+        // The chain's head first (created at the genesis when new), locked
+        // until commit: appends to one chain are serialised, other chains'
+        // are not.
+        execute::<D>(
+            &mut tx,
+            "INSERT INTO audit_chains (chain, seq, hash) VALUES ($1, 0, $2) \
+             ON CONFLICT (chain) DO NOTHING",
+            &[Arg::Text(chain), Arg::Text(GENESIS)],
+        )
+        .await
+        .map_err(unavailable)?;
+        let head = fetch_optional::<D>(&mut tx, AUDIT_HEAD.sql::<D>(), &[Arg::Text(chain)])
+            .await
+            .map_err(unavailable)?
+            .ok_or_else(|| StoreError::Corrupt("an audit chain has no head".to_owned()))?;
+        let mut seq = time(&head, "seq")?;
+        let mut prev = head.text("hash")?;
+        let mut rows = Vec::with_capacity(events.len());
+        for event in events {
+            seq += 1;
+            let mut row = AuditRow {
+                cursor: 0,
+                chain: chain.to_owned(),
+                seq,
+                event: event.clone(),
+                prev_hash: prev,
+                hash: String::new(),
+            };
+            row.hash = chain_hash(&row.prev_hash, &row.content());
+            prev = row.hash.clone();
+            rows.push(row);
+        }
+        // The trail's cursors last: the counter row is held until commit,
+        // so cursors are handed out in commit order (a reader past cursor N
+        // has seen every event below it), for as short a time as possible.
+        let count = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+        let counter = fetch_optional::<D>(
+            &mut tx,
+            "UPDATE audit_feed SET last_cursor = last_cursor + $1 RETURNING last_cursor",
+            &[Arg::Int(count)],
+        )
+        .await
+        .map_err(unavailable)?
+        .ok_or_else(|| StoreError::Corrupt("the audit trail has no cursor".to_owned()))?;
+        let last = time(&counter, "last_cursor")?;
+        let first = last + 1 - rows.len() as u64;
+        for (offset, row) in rows.iter_mut().enumerate() {
+            row.cursor = first + offset as u64;
+            let event = &row.event;
+            execute::<D>(
+                &mut tx,
+                concat!(
+                    "INSERT INTO audit_events (",
+                    audit_columns!(),
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+                ),
+                &[
+                    Arg::Int(to_db(row.cursor)),
+                    Arg::Text(&row.chain),
+                    Arg::Int(to_db(row.seq)),
+                    Arg::Int(to_db(event.at)),
+                    Arg::Text(&event.kind),
+                    Arg::Text(&event.actor),
+                    Arg::MaybeText(event.subject.as_deref()),
+                    Arg::MaybeText(event.address.as_deref()),
+                    Arg::MaybeText(event.request_id.as_deref()),
+                    Arg::Text(&event.details),
+                    Arg::Text(&row.prev_hash),
+                    Arg::Text(&row.hash),
+                ],
+            )
+            .await
+            .map_err(conflict("audit event"))?;
+        }
+        execute::<D>(
+            &mut tx,
+            "UPDATE audit_chains SET seq = $2, hash = $3 WHERE chain = $1",
+            &[Arg::Text(chain), Arg::Int(to_db(seq)), Arg::Text(&prev)],
+        )
+        .await
+        .map_err(unavailable)?;
+        commit(tx).await?;
+        Ok(rows)
+    }
+
+    async fn audit_after(
+        &self,
+        after: u64,
+        filter: AuditFilter<'_>,
+        limit: u32,
+    ) -> Result<Vec<AuditRow>, StoreError> {
+        list(
+            self,
+            concat!(
+                "SELECT ",
+                audit_columns!(),
+                " FROM audit_events WHERE cursor > $1",
+                " AND (CAST($2 AS TEXT) IS NULL OR kind = $2)",
+                " AND (CAST($3 AS TEXT) IS NULL OR subject = $3)",
+                " ORDER BY cursor LIMIT $4"
+            ),
+            &[
+                Arg::Int(to_db(after)),
+                Arg::MaybeText(filter.kind),
+                Arg::MaybeText(filter.subject),
+                Arg::Int(i64::from(limit)),
+            ],
+            audit_from,
+        )
+        .await
+    }
+
+    async fn audit_chains(&self) -> Result<Vec<AuditChainHead>, StoreError> {
+        list(
+            self,
+            "SELECT chain, seq, hash FROM audit_chains ORDER BY chain",
+            &[],
+            |row| {
+                Ok(AuditChainHead {
+                    chain: row.text("chain")?,
+                    seq: time(row, "seq")?,
+                    hash: row.text("hash")?,
+                })
+            },
+        )
+        .await
+    }
+
+    async fn audit_chain_page(
+        &self,
+        chain: &str,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<AuditRow>, StoreError> {
+        list(
+            self,
+            concat!(
+                "SELECT ",
+                audit_columns!(),
+                " FROM audit_events WHERE chain = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+            ),
+            &[
+                Arg::Text(chain),
+                Arg::Int(to_db(after_seq)),
+                Arg::Int(i64::from(limit)),
+            ],
+            audit_from,
+        )
+        .await
+    }
+
+    async fn prune_audit(&self, before: UnixTime) -> Result<u64, StoreError> {
+        let mut tx = self.write().await?;
+        // Per chain, everything up to its last event older than `before`:
+        // a clock that went back cannot leave a hole in a chain.
+        let pruned = execute::<D>(
+            &mut tx,
+            "DELETE FROM audit_events WHERE seq <= \
+               (SELECT MAX(old.seq) FROM audit_events old \
+                WHERE old.chain = audit_events.chain AND old.at < $1)",
+            &[Arg::Int(to_db(before))],
+        )
+        .await
+        .map_err(unavailable)?;
+        commit(tx).await?;
+        Ok(pruned)
     }
 }
 

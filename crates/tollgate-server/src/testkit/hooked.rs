@@ -7,8 +7,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tollgate_core::UnixTime;
 use tollgate_store::{
-    ClientRecord, KeyRecord, NewRefresh, NewRevocation, RefreshRecord, RevocationEvent, Rotation,
-    SessionRecord, Store, StoreError, UserRecord, UserUpdate,
+    AuditChainHead, AuditFilter, AuditRow, ClientRecord, KeyRecord, NewAuditEvent, NewRefresh,
+    NewRevocation, RefreshRecord, RevocationEvent, Rotation, SessionRecord, Store, StoreError,
+    UserRecord, UserUpdate,
 };
 
 use super::StoreHook;
@@ -193,5 +194,44 @@ impl Store for Hooked {
     ) -> Result<RevocationEvent, StoreError> {
         self.before("rotate_keys").await?;
         self.inner.rotate_keys(keys, key_ids, at, expires_at).await
+    }
+
+    async fn append_audit(
+        &self,
+        chain: &str,
+        events: &[NewAuditEvent],
+    ) -> Result<Vec<AuditRow>, StoreError> {
+        self.before("append_audit").await?;
+        self.inner.append_audit(chain, events).await
+    }
+
+    async fn audit_after(
+        &self,
+        after: u64,
+        filter: AuditFilter<'_>,
+        limit: u32,
+    ) -> Result<Vec<AuditRow>, StoreError> {
+        self.before("audit_after").await?;
+        self.inner.audit_after(after, filter, limit).await
+    }
+
+    async fn audit_chains(&self) -> Result<Vec<AuditChainHead>, StoreError> {
+        self.before("audit_chains").await?;
+        self.inner.audit_chains().await
+    }
+
+    async fn audit_chain_page(
+        &self,
+        chain: &str,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<AuditRow>, StoreError> {
+        self.before("audit_chain_page").await?;
+        self.inner.audit_chain_page(chain, after_seq, limit).await
+    }
+
+    async fn prune_audit(&self, before: UnixTime) -> Result<u64, StoreError> {
+        self.before("prune_audit").await?;
+        self.inner.prune_audit(before).await
     }
 }

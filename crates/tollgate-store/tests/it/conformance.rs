@@ -8,6 +8,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use tollgate_core::opaque;
+use tollgate_store::{AuditFilter, GENESIS, NewAuditEvent, Verification, verify_audit};
 use tollgate_store::{
     ClientRecord, KeyRecord, NewRefresh, NewRevocation, RevocationEvent, RevocationKind, Rotation,
     SessionRecord, Store, StoreError, UserRecord, UserUpdate,
@@ -80,6 +81,10 @@ macro_rules! conformance_tests {
             a_closed_store_is_unavailable_for_every_call,
             a_revoking_write_whose_commit_fails_is_unavailable_and_leaves_nothing,
             no_plaintext_refresh_token_or_client_secret_is_stored,
+            audit_batches_chain_per_writer_and_verify,
+            audit_pages_filter_by_type_and_subject,
+            ten_thousand_mixed_audit_events_from_concurrent_writers_verify,
+            pruning_the_audit_trail_keeps_every_chain_verifiable,
         );
     };
     ($($name:ident),+ $(,)?) => {
@@ -1797,4 +1802,245 @@ pub async fn no_plaintext_refresh_token_or_client_secret_is_stored(backend: &dyn
         assert!(!backend.stored_bytes_contain(text.as_bytes()).await);
         assert!(!backend.stored_bytes_contain(&text.as_bytes()[4..]).await);
     }
+}
+
+// ---------------------------------------------------------------- audit
+
+fn audit_event(at: u64, kind: &str, subject: Option<&str>) -> NewAuditEvent {
+    NewAuditEvent {
+        at,
+        kind: kind.to_owned(),
+        actor: "system".to_owned(),
+        subject: subject.map(str::to_owned),
+        address: Some("127.0.0.1".to_owned()),
+        request_id: None,
+        details: "{\"n\":1}".to_owned(),
+    }
+}
+
+async fn assert_verifies(store: &dyn Store) -> Verification {
+    let verification = verify_audit(store).await.unwrap();
+    assert_eq!(verification.broken, None, "{verification:?}");
+    verification
+}
+
+pub async fn audit_batches_chain_per_writer_and_verify(backend: &dyn Backend) {
+    let store = backend.store();
+    assert_eq!(assert_verifies(store.as_ref()).await.chains, 0);
+    assert!(store.append_audit("a", &[]).await.unwrap().is_empty());
+    let first = store
+        .append_audit(
+            "a",
+            &[
+                audit_event(NOW, "login.failed", None),
+                audit_event(NOW, "login.succeeded", Some("u1")),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(first[0].prev_hash, GENESIS);
+    assert_eq!((first[0].seq, first[1].seq), (1, 2));
+    assert_eq!(first[1].prev_hash, first[0].hash);
+    let other = store
+        .append_audit("b", &[audit_event(NOW, "keys.rotated", Some("k1"))])
+        .await
+        .unwrap();
+    assert_eq!((other[0].seq, other[0].prev_hash.as_str()), (1, GENESIS));
+    let next = store
+        .append_audit("a", &[audit_event(NOW + 1, "revoked", Some("u1"))])
+        .await
+        .unwrap();
+    assert_eq!(next[0].seq, 3);
+    assert_eq!(next[0].prev_hash, first[1].hash);
+    // Cursors are trail-wide, in commit order.
+    let cursors: Vec<u64> = [&first[..], &other[..], &next[..]]
+        .concat()
+        .iter()
+        .map(|row| row.cursor)
+        .collect();
+    assert_eq!(cursors, vec![1, 2, 3, 4]);
+    let verification = assert_verifies(store.as_ref()).await;
+    assert_eq!((verification.chains, verification.events), (2, 4));
+    let heads = store.audit_chains().await.unwrap();
+    assert_eq!(heads.len(), 2);
+    assert_eq!(
+        (heads[0].seq, heads[0].hash.as_str()),
+        (3, next[0].hash.as_str())
+    );
+    // The stored rows are what was returned.
+    let read = store
+        .audit_after(0, AuditFilter::default(), 100)
+        .await
+        .unwrap();
+    assert_eq!(read, [&first[..], &other[..], &next[..]].concat());
+}
+
+pub async fn audit_pages_filter_by_type_and_subject(backend: &dyn Backend) {
+    let store = backend.store();
+    let mut events = Vec::new();
+    for i in 0..30u64 {
+        let kind = if i % 3 == 0 {
+            "login.failed"
+        } else {
+            "token.issued"
+        };
+        let subject = if i % 2 == 0 { "alice" } else { "bob" };
+        events.push(audit_event(NOW + i, kind, Some(subject)));
+    }
+    store.append_audit("w", &events).await.unwrap();
+    let page = store
+        .audit_after(0, AuditFilter::default(), 10)
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 10);
+    let rest = store
+        .audit_after(page[9].cursor, AuditFilter::default(), 100)
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 20);
+    assert_eq!(rest[0].cursor, page[9].cursor + 1);
+    let failed = store
+        .audit_after(
+            0,
+            AuditFilter {
+                kind: Some("login.failed"),
+                subject: None,
+            },
+            100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(failed.len(), 10);
+    assert!(failed.iter().all(|row| row.event.kind == "login.failed"));
+    let alice_failed = store
+        .audit_after(
+            0,
+            AuditFilter {
+                kind: Some("login.failed"),
+                subject: Some("alice"),
+            },
+            100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(alice_failed.len(), 5);
+    assert!(
+        store
+            .audit_after(
+                0,
+                AuditFilter {
+                    kind: Some("nothing"),
+                    subject: None
+                },
+                100
+            )
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+pub async fn ten_thousand_mixed_audit_events_from_concurrent_writers_verify(backend: &dyn Backend) {
+    let store = backend.store();
+    let second = backend.reopen().await;
+    let kinds = [
+        "login.succeeded",
+        "login.failed",
+        "token.issued",
+        "token.refreshed",
+        "revoked",
+        "admin.user_updated",
+    ];
+    // Two writers on their own chains and two store handles appending to one
+    // shared chain at once: 10 000 events in batches of 100.
+    let mut tasks = Vec::new();
+    for writer in 0..4u64 {
+        let store = if writer % 2 == 0 {
+            store.clone()
+        } else {
+            second.clone()
+        };
+        let chain = if writer < 2 {
+            format!("instance:{writer}")
+        } else {
+            "shared".to_owned()
+        };
+        tasks.push(tokio::spawn(async move {
+            for batch in 0..25u64 {
+                let events: Vec<NewAuditEvent> = (0..100u64)
+                    .map(|i| {
+                        let n = batch * 100 + i;
+                        let kind = kinds[(n as usize) % kinds.len()];
+                        audit_event(NOW + n, kind, Some(&format!("user-{}", n % 7)))
+                    })
+                    .collect();
+                store.append_audit(&chain, &events).await.unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let verification = assert_verifies(store.as_ref()).await;
+    assert_eq!((verification.chains, verification.events), (3, 10_000));
+    let heads = store.audit_chains().await.unwrap();
+    let shared = heads.iter().find(|h| h.chain == "shared").unwrap();
+    assert_eq!(shared.seq, 5_000);
+    // Every cursor handed out once.
+    let mut cursors = BTreeSet::new();
+    let mut after = 0;
+    loop {
+        let page = store
+            .audit_after(after, AuditFilter::default(), 1000)
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after = last.cursor;
+        cursors.extend(page.iter().map(|row| row.cursor));
+    }
+    assert_eq!(cursors.len(), 10_000);
+    assert_eq!(cursors.last(), Some(&10_000));
+}
+
+pub async fn pruning_the_audit_trail_keeps_every_chain_verifiable(backend: &dyn Backend) {
+    let store = backend.store();
+    let old: Vec<NewAuditEvent> = (0..5)
+        .map(|i| audit_event(NOW + i, "login.failed", None))
+        .collect();
+    store.append_audit("a", &old).await.unwrap();
+    store
+        .append_audit("b", &[audit_event(NOW, "keys.rotated", None)])
+        .await
+        .unwrap();
+    // A clock that went back: an old time after a newer one on chain a.
+    store
+        .append_audit(
+            "a",
+            &[
+                audit_event(NOW + 100, "login.failed", None),
+                audit_event(NOW + 1, "login.failed", None),
+                audit_event(NOW + 200, "login.failed", None),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.prune_audit(NOW + 50).await.unwrap(), 8);
+    let left = store
+        .audit_after(0, AuditFilter::default(), 100)
+        .await
+        .unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!((left[0].chain.as_str(), left[0].seq), ("a", 8));
+    assert_ne!(left[0].prev_hash, GENESIS);
+    // Chain a verifies from its anchor; chain b, all pruned, has only its head.
+    let verification = assert_verifies(store.as_ref()).await;
+    assert_eq!((verification.chains, verification.events), (2, 1));
+    // Appending continues the chain.
+    let more = store
+        .append_audit("b", &[audit_event(NOW + 300, "audit.pruned", None)])
+        .await
+        .unwrap();
+    assert_eq!(more[0].seq, 2);
+    assert_verifies(store.as_ref()).await;
+    assert_eq!(store.prune_audit(NOW).await.unwrap(), 0);
 }

@@ -1,0 +1,538 @@
+//! The audit trail's pure part: the typed [`AuditEvent`]s every part of
+//! Tollgate records, their stored form ([`AuditEvent::into_parts`]), and the
+//! hash chain ([`chain_hash`], [`ChainVerifier`]).
+//!
+//! The chain: every stored event carries `prev_hash` (the `hash` of the
+//! event before it on the same chain, [`GENESIS`] for a chain's first) and
+//! `hash` = SHA-256 of a domain label, `prev_hash` and the event's content
+//! ([`AuditContent`], each field length-prefixed, so no two contents encode
+//! alike). One chain per writer (a server instance, the CLI): writers never
+//! wait for one another's hashes, and a verifier walks each chain on its
+//! own. After retention pruning a chain starts at its oldest remaining
+//! event, anchored on that event's `prev_hash`.
+//!
+//! **Invariant:** no event holds a token, secret or password: tokens and
+//! e-mail addresses that did not match an account appear only as
+//! [`crate::token_fingerprint`]s (8 hex digits of SHA-256).
+
+use aws_lc_rs::digest::{Context, SHA256};
+use serde_json::{Value, json};
+
+use crate::UnixTime;
+
+/// The `prev_hash` of a chain's first event: 64 zeros.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Why a login failed. The API never tells these apart (CONTRACT §4); the
+/// audit does, for the operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginFailure {
+    /// No account has the e-mail (or it is not an e-mail).
+    UnknownAccount,
+    /// The password does not match.
+    WrongPassword,
+    /// The account is disabled.
+    Disabled,
+}
+
+impl LoginFailure {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoginFailure::UnknownAccount => "unknown_account",
+            LoginFailure::WrongPassword => "wrong_password",
+            LoginFailure::Disabled => "disabled",
+        }
+    }
+}
+
+/// One security-relevant fact. The variant is the event's type
+/// ([`AuditEvent::kind`]); who did it, from where and in which request are
+/// the record's other fields ([`crate::audit`] module docs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuditEvent {
+    /// A login started a session.
+    LoginSucceeded {
+        /// The user.
+        user_id: String,
+        /// The new session.
+        sid: String,
+    },
+    /// A login was refused with `invalid_credentials`.
+    LoginFailed {
+        /// The user, when the e-mail names one.
+        user_id: Option<String>,
+        /// Fingerprint of the e-mail as sent (an unknown "e-mail" may be a
+        /// password typed in the wrong field, so it is never stored).
+        email_fingerprint: String,
+        /// Why.
+        reason: LoginFailure,
+    },
+    /// A login was refused with 429: too many failed attempts.
+    LoginLocked {
+        /// Fingerprint of the e-mail as sent.
+        email_fingerprint: String,
+        /// Seconds the caller was told to wait.
+        retry_after: u64,
+    },
+    /// A user registered.
+    Registered {
+        /// The new user.
+        user_id: String,
+    },
+    /// A token was issued by a grant of `/oauth/token`.
+    TokenIssued {
+        /// `client_credentials` or `refresh_token`.
+        grant: &'static str,
+        /// The client it was issued to.
+        client_id: String,
+        /// The token's `sub`.
+        subject: String,
+        /// The access token's `jti` (an identifier, not the token).
+        jti: String,
+        /// Granted scope.
+        scope: String,
+    },
+    /// A refresh token was rotated (or a retry within the grace answered).
+    Refreshed {
+        /// The user.
+        user_id: String,
+        /// The session.
+        sid: String,
+        /// The client.
+        client_id: String,
+        /// Whether it was a retry within the reuse grace.
+        retried: bool,
+        /// The new access token's `jti`.
+        jti: String,
+    },
+    /// A used refresh token was presented again: its session is revoked.
+    RefreshReuse {
+        /// The revoked session.
+        sid: String,
+        /// Fingerprint of the presented token.
+        token_fingerprint: String,
+    },
+    /// A user ended their session.
+    Logout {
+        /// The user.
+        user_id: String,
+        /// The session.
+        sid: String,
+    },
+    /// Something was revoked.
+    Revoked {
+        /// `token`, `session` or `user`.
+        kind: &'static str,
+        /// The `jti`, `sid` or `sub`.
+        value: String,
+    },
+    /// An admin (or the CLI) created a user.
+    UserCreated {
+        /// The user.
+        user_id: String,
+        /// Plan.
+        plan: String,
+        /// Roles.
+        roles: Vec<String>,
+    },
+    /// An admin (or the CLI) changed a user.
+    UserUpdated {
+        /// The user.
+        user_id: String,
+        /// New plan, when changed.
+        plan: Option<String>,
+        /// New roles, when changed.
+        roles: Option<Vec<String>>,
+        /// New disabled flag, when changed.
+        disabled: Option<bool>,
+    },
+    /// An admin (or the CLI) registered a service client.
+    ClientCreated {
+        /// The client.
+        client_id: String,
+        /// Its scopes.
+        scopes: Vec<String>,
+    },
+    /// The signing keys were rotated.
+    KeysRotated {
+        /// The new active key.
+        kid: String,
+    },
+    /// A server instance started with this configuration.
+    ConfigLoaded {
+        /// The environment profile.
+        environment: String,
+        /// The issuer.
+        issuer: String,
+        /// SHA-256 (16 hex digits) of the instance's `/v1/fingerprint`
+        /// document: equal for instances that agree.
+        fingerprint: String,
+        /// The key ids in the key set.
+        kids: Vec<String>,
+    },
+    /// Retention pruning removed old events.
+    Pruned {
+        /// Events older than this went.
+        before: UnixTime,
+        /// How many.
+        rows: u64,
+    },
+}
+
+impl AuditEvent {
+    /// The stored type, e.g. `login.failed`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AuditEvent::LoginSucceeded { .. } => "login.succeeded",
+            AuditEvent::LoginFailed { .. } => "login.failed",
+            AuditEvent::LoginLocked { .. } => "login.locked",
+            AuditEvent::Registered { .. } => "user.registered",
+            AuditEvent::TokenIssued { .. } => "token.issued",
+            AuditEvent::Refreshed { .. } => "token.refreshed",
+            AuditEvent::RefreshReuse { .. } => "token.refresh_reuse",
+            AuditEvent::Logout { .. } => "session.logout",
+            AuditEvent::Revoked { .. } => "revoked",
+            AuditEvent::UserCreated { .. } => "admin.user_created",
+            AuditEvent::UserUpdated { .. } => "admin.user_updated",
+            AuditEvent::ClientCreated { .. } => "admin.client_created",
+            AuditEvent::KeysRotated { .. } => "keys.rotated",
+            AuditEvent::ConfigLoaded { .. } => "config.loaded",
+            AuditEvent::Pruned { .. } => "audit.pruned",
+        }
+    }
+
+    /// The stored subject (whom or what the event is about) and details
+    /// (a JSON object).
+    pub fn into_parts(self) -> (Option<String>, String) {
+        let (subject, details) = match self {
+            AuditEvent::LoginSucceeded { user_id, sid } => (Some(user_id), json!({ "sid": sid })),
+            AuditEvent::LoginFailed {
+                user_id,
+                email_fingerprint,
+                reason,
+            } => (
+                user_id,
+                json!({ "email_fingerprint": email_fingerprint, "reason": reason.as_str() }),
+            ),
+            AuditEvent::LoginLocked {
+                email_fingerprint,
+                retry_after,
+            } => (
+                None,
+                json!({ "email_fingerprint": email_fingerprint, "retry_after": retry_after }),
+            ),
+            AuditEvent::Registered { user_id } => (Some(user_id), json!({})),
+            AuditEvent::TokenIssued {
+                grant,
+                client_id,
+                subject,
+                jti,
+                scope,
+            } => (
+                Some(subject),
+                json!({ "grant": grant, "client_id": client_id, "jti": jti, "scope": scope }),
+            ),
+            AuditEvent::Refreshed {
+                user_id,
+                sid,
+                client_id,
+                retried,
+                jti,
+            } => (
+                Some(user_id),
+                json!({ "sid": sid, "client_id": client_id, "retried": retried, "jti": jti }),
+            ),
+            AuditEvent::RefreshReuse {
+                sid,
+                token_fingerprint,
+            } => (Some(sid), json!({ "token_fingerprint": token_fingerprint })),
+            AuditEvent::Logout { user_id, sid } => (Some(user_id), json!({ "sid": sid })),
+            AuditEvent::Revoked { kind, value } => (Some(value), json!({ "kind": kind })),
+            AuditEvent::UserCreated {
+                user_id,
+                plan,
+                roles,
+            } => (Some(user_id), json!({ "plan": plan, "roles": roles })),
+            AuditEvent::UserUpdated {
+                user_id,
+                plan,
+                roles,
+                disabled,
+            } => {
+                let mut changes = serde_json::Map::new();
+                if let Some(plan) = plan {
+                    changes.insert("plan".to_owned(), Value::from(plan));
+                }
+                if let Some(roles) = roles {
+                    changes.insert("roles".to_owned(), Value::from(roles));
+                }
+                if let Some(disabled) = disabled {
+                    changes.insert("disabled".to_owned(), Value::from(disabled));
+                }
+                (Some(user_id), Value::Object(changes))
+            }
+            AuditEvent::ClientCreated { client_id, scopes } => {
+                (Some(client_id), json!({ "scopes": scopes }))
+            }
+            AuditEvent::KeysRotated { kid } => (Some(kid), json!({})),
+            AuditEvent::ConfigLoaded {
+                environment,
+                issuer,
+                fingerprint,
+                kids,
+            } => (
+                None,
+                json!({ "environment": environment, "issuer": issuer,
+                        "fingerprint": fingerprint, "kids": kids }),
+            ),
+            AuditEvent::Pruned { before, rows } => {
+                (None, json!({ "before": before, "rows": rows }))
+            }
+        };
+        (subject, details.to_string())
+    }
+}
+
+/// What an event's hash covers: everything stored but its cursor (assigned
+/// at commit), its `prev_hash` (hashed separately) and its own `hash`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditContent<'a> {
+    /// The writer's chain.
+    pub chain: &'a str,
+    /// Position on the chain, from 1.
+    pub seq: u64,
+    /// When (Unix seconds).
+    pub at: UnixTime,
+    /// Type ([`AuditEvent::kind`]).
+    pub kind: &'a str,
+    /// Who: `user:<sub>`, `client:<id>`, `cli`, `system` or `anonymous`.
+    pub actor: &'a str,
+    /// Whom or what it is about.
+    pub subject: Option<&'a str>,
+    /// The client address.
+    pub address: Option<&'a str>,
+    /// The request's `x-request-id`.
+    pub request_id: Option<&'a str>,
+    /// Details, a JSON object, exactly as stored.
+    pub details: &'a str,
+}
+
+/// The hash of an event with `content` after one whose hash is `prev`
+/// (lower-case hex SHA-256).
+pub fn chain_hash(prev: &str, content: &AuditContent<'_>) -> String {
+    let mut hasher = Context::new(&SHA256);
+    let mut field = |value: Option<&[u8]>| match value {
+        // Length-prefixed: no two contents share an encoding; `~` marks
+        // an absent field, which differs from an empty one (`0:`).
+        Some(bytes) => {
+            hasher.update(bytes.len().to_string().as_bytes());
+            hasher.update(b":");
+            hasher.update(bytes);
+        }
+        None => hasher.update(b"~"),
+    };
+    field(Some(b"tollgate-audit-v1"));
+    field(Some(prev.as_bytes()));
+    field(Some(content.chain.as_bytes()));
+    field(Some(content.seq.to_string().as_bytes()));
+    field(Some(content.at.to_string().as_bytes()));
+    field(Some(content.kind.as_bytes()));
+    field(Some(content.actor.as_bytes()));
+    field(content.subject.map(str::as_bytes));
+    field(content.address.map(str::as_bytes));
+    field(content.request_id.map(str::as_bytes));
+    field(Some(content.details.as_bytes()));
+    hex(hasher.finish().as_ref())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+    out
+}
+
+/// How a chain is broken at one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Break {
+    /// The stored hash is not the hash of the stored content.
+    Hash,
+    /// `prev_hash` is not the previous event's hash.
+    Link,
+    /// A position is missing (or repeated) between this event and the one
+    /// before it: events were deleted from the middle.
+    Gap,
+    /// The chain's first event (position 1) does not start at
+    /// [`GENESIS`].
+    Genesis,
+    /// The chain's recorded head (its last position and hash) is not its
+    /// last event: events were deleted from the end.
+    Head,
+}
+
+impl Break {
+    /// A sentence for the operator.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Break::Hash => "its content does not match its hash (edited)",
+            Break::Link => "its prev_hash is not the previous event's hash",
+            Break::Gap => "events before it on its chain are missing",
+            Break::Genesis => "the chain's first event does not start at the genesis hash",
+            Break::Head => {
+                "the chain's recorded head is not its last event (events at the end are missing)"
+            }
+        }
+    }
+}
+
+/// Walks one chain in position order; feed it every event of the chain.
+/// The first event is the anchor: its `prev_hash` is trusted (after
+/// pruning it is the hash of an event that is gone), except that position
+/// 1 must start at [`GENESIS`].
+#[derive(Debug, Default)]
+pub struct ChainVerifier {
+    last: Option<(u64, String)>,
+}
+
+impl ChainVerifier {
+    /// A verifier for a new chain.
+    pub fn new() -> ChainVerifier {
+        ChainVerifier::default()
+    }
+
+    /// Checks the next event of the chain.
+    pub fn check(
+        &mut self,
+        content: &AuditContent<'_>,
+        prev_hash: &str,
+        hash: &str,
+    ) -> Result<(), Break> {
+        match &self.last {
+            None if content.seq == 1 && prev_hash != GENESIS => return Err(Break::Genesis),
+            None => {}
+            Some((seq, _)) if content.seq != seq.saturating_add(1) => return Err(Break::Gap),
+            Some((_, last)) if last != prev_hash => return Err(Break::Link),
+            Some(_) => {}
+        }
+        if chain_hash(prev_hash, content) != hash {
+            return Err(Break::Hash);
+        }
+        self.last = Some((content.seq, hash.to_owned()));
+        Ok(())
+    }
+
+    /// Checks the chain's recorded head against the last event seen; a
+    /// chain whose events were all pruned has none and passes.
+    pub fn finish(&self, head_seq: u64, head_hash: &str) -> Result<(), Break> {
+        match &self.last {
+            Some((seq, hash)) if *seq != head_seq || hash != head_hash => Err(Break::Head),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn content(seq: u64, details: &str) -> AuditContent<'_> {
+        AuditContent {
+            chain: "instance:a",
+            seq,
+            at: 1_700_000_000 + seq,
+            kind: "login.failed",
+            actor: "anonymous",
+            subject: None,
+            address: Some("127.0.0.1"),
+            request_id: Some("r1"),
+            details,
+        }
+    }
+
+    fn chain(n: u64) -> Vec<(AuditContent<'static>, String, String)> {
+        let mut prev = GENESIS.to_owned();
+        (1..=n)
+            .map(|seq| {
+                let c = content(seq, "{}");
+                let hash = chain_hash(&prev, &c);
+                let row = (c, prev.clone(), hash.clone());
+                prev = hash;
+                row
+            })
+            .collect()
+    }
+
+    fn check(rows: &[(AuditContent<'_>, String, String)]) -> Result<(), (u64, Break)> {
+        let mut verifier = ChainVerifier::new();
+        for (c, prev, hash) in rows {
+            verifier.check(c, prev, hash).map_err(|b| (c.seq, b))?;
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn an_intact_chain_verifies_and_a_pruned_one_from_its_anchor() {
+        let rows = chain(5);
+        assert_eq!(check(&rows), Ok(()));
+        assert_eq!(check(&rows[2..]), Ok(()));
+        let mut verifier = ChainVerifier::new();
+        for (c, prev, hash) in &rows {
+            verifier.check(c, prev, hash).unwrap();
+        }
+        assert_eq!(verifier.finish(5, &rows[4].2), Ok(()));
+        assert_eq!(verifier.finish(6, &rows[4].2), Err(Break::Head));
+    }
+
+    #[test]
+    fn every_kind_of_break_is_named_at_its_event() {
+        let rows = chain(5);
+        let mut edited = rows.clone();
+        edited[2].0.details = "{\"x\":1}";
+        assert_eq!(check(&edited), Err((3, Break::Hash)));
+        let mut gap = rows.clone();
+        gap.remove(2);
+        assert_eq!(check(&gap), Err((4, Break::Gap)));
+        let mut relinked = rows.clone();
+        relinked[3].1 = GENESIS.to_owned();
+        assert_eq!(check(&relinked), Err((4, Break::Link)));
+        let mut genesis = rows.clone();
+        genesis[0].1 = "ab".to_owned();
+        assert_eq!(check(&genesis), Err((1, Break::Genesis)));
+    }
+
+    #[test]
+    fn absent_and_empty_fields_hash_differently() {
+        let mut a = content(1, "{}");
+        let mut b = a;
+        a.subject = None;
+        b.subject = Some("");
+        assert_ne!(chain_hash(GENESIS, &a), chain_hash(GENESIS, &b));
+        assert_eq!(chain_hash(GENESIS, &a).len(), 64);
+    }
+
+    #[test]
+    fn events_hold_fingerprints_not_secrets() {
+        let event = AuditEvent::RefreshReuse {
+            sid: "s1".to_owned(),
+            token_fingerprint: crate::token_fingerprint("tgr_secret"),
+        };
+        assert_eq!(event.kind(), "token.refresh_reuse");
+        let (subject, details) = event.into_parts();
+        assert_eq!(subject.as_deref(), Some("s1"));
+        assert!(!details.contains("tgr_secret"));
+        let update = AuditEvent::UserUpdated {
+            user_id: "u".to_owned(),
+            plan: Some("pro".to_owned()),
+            roles: None,
+            disabled: Some(true),
+        };
+        let (_, details) = update.into_parts();
+        let value: Value = serde_json::from_str(&details).unwrap();
+        assert_eq!(value, json!({"plan": "pro", "disabled": true}));
+    }
+}
