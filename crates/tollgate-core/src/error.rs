@@ -105,6 +105,13 @@ pub enum Error {
         /// Byte offset of the repeated parameter in the input.
         at: usize,
     },
+    /// A query names a parameter its reader does not know
+    /// ([`crate::form::parse_known`]); `at` is the byte offset of that name.
+    #[error("a parameter is not known")]
+    UnknownParameter {
+        /// Byte offset of the unknown parameter in the input.
+        at: usize,
+    },
 }
 
 impl Error {
@@ -139,6 +146,7 @@ impl Error {
             Error::InvalidJwk(_) => "invalid_jwk",
             Error::MalformedForm(_) => "malformed_form",
             Error::RepeatedParameter { .. } => "repeated_parameter",
+            Error::UnknownParameter { .. } => "unknown_parameter",
         }
     }
 

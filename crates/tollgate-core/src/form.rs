@@ -32,6 +32,18 @@ pub const MAX_PARAMETERS: usize = 64;
 /// occurrence's name in `body`, so that a caller can name it with
 /// [`name_at`] without the error carrying request text).
 pub fn parse(body: &[u8]) -> Result<Vec<(String, String)>, Error> {
+    parse_names(body, None)
+}
+
+/// [`parse`] for an input that may hold only the parameters named in
+/// `known` (an operator API's query, say): any other name, even with an
+/// empty value, is [`Error::UnknownParameter`], whose `at` is the byte
+/// offset of that name in `body` (name it with [`name_at`]).
+pub fn parse_known(body: &[u8], known: &[&str]) -> Result<Vec<(String, String)>, Error> {
+    parse_names(body, Some(known))
+}
+
+fn parse_names(body: &[u8], known: Option<&[&str]>) -> Result<Vec<(String, String)>, Error> {
     let mut out: Vec<(String, String)> = Vec::new();
     let mut seen: HashSet<Name> = HashSet::new();
     let mut start = 0;
@@ -47,6 +59,9 @@ pub fn parse(body: &[u8]) -> Result<Vec<(String, String)>, Error> {
         let (name, value) = split_pair(pair);
         let name = decode(name)?;
         let value = decode(value)?;
+        if known.is_some_and(|known| !known.contains(&name.as_str())) {
+            return Err(Error::UnknownParameter { at });
+        }
         if !seen.insert(Name(name.clone())) {
             return Err(Error::RepeatedParameter { at });
         }
@@ -57,6 +72,17 @@ pub fn parse(body: &[u8]) -> Result<Vec<(String, String)>, Error> {
         }
     }
     Ok(out)
+}
+
+/// `name` if it is safe to echo in an error message (at most 32 ASCII
+/// letters, digits or `_`), else `"?"`: a refusal may name the parameter
+/// it refuses without reflecting arbitrary request text.
+pub fn printable(name: &str) -> &str {
+    if name.len() <= 32 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        name
+    } else {
+        "?"
+    }
 }
 
 /// The decoded name of the parameter starting at byte `at` of `body`
@@ -193,6 +219,47 @@ mod tests {
         // Names compare after decoding.
         assert_eq!(parse(b"a=1&%61=2"), Err(Error::RepeatedParameter { at: 4 }));
         assert_eq!(name_at(b"x", 5), None);
+    }
+
+    #[test]
+    fn only_known_names_are_accepted_when_names_are_given() {
+        let known = ["user", "sid"];
+        assert_eq!(
+            parse_known(b"user=ann&sid=", &known).unwrap(),
+            pairs(&[("user", "ann")])
+        );
+        assert_eq!(parse_known(b"", &known).unwrap(), []);
+        // An unknown name is refused even with no value (`parse` would
+        // drop it), and can be named.
+        for (body, at, name) in [
+            (&b"force=1"[..], 0, "force"),
+            (b"user=ann&force", 9, "force"),
+            (b"user=ann&%75ser2=", 9, "user2"),
+            (b"User=ann", 0, "User"),
+        ] {
+            assert_eq!(
+                parse_known(body, &known),
+                Err(Error::UnknownParameter { at }),
+                "{body:?}"
+            );
+            assert_eq!(name_at(body, at).as_deref(), Some(name));
+        }
+        assert_eq!(
+            parse_known(b"sid=a&sid=b", &known),
+            Err(Error::RepeatedParameter { at: 6 })
+        );
+        assert!(matches!(
+            parse_known(b"user=%zz", &known),
+            Err(Error::MalformedForm(_))
+        ));
+    }
+
+    #[test]
+    fn only_plain_short_names_are_printable() {
+        assert_eq!(printable("user_2"), "user_2");
+        for bad in ["a b", "<script>", "é", "a%", &"n".repeat(33)] {
+            assert_eq!(printable(bad), "?");
+        }
     }
 
     #[test]

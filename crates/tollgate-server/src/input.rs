@@ -117,22 +117,13 @@ fn form_error(body: &[u8], error: &tollgate_core::Error) -> ApiError {
             let name = tollgate_core::form::name_at(body, *at).unwrap_or_default();
             ApiError::InvalidRequest(Cow::Owned(format!(
                 "the `{}` parameter is repeated",
-                printable(&name)
+                tollgate_core::form::printable(&name)
             )))
         }
         tollgate_core::Error::MalformedForm(why) => ApiError::InvalidRequest(Cow::Owned(format!(
             "the form body or query is malformed: {why}"
         ))),
         _ => ApiError::bad_request("the form body or query is malformed"),
-    }
-}
-
-/// A parameter name safe to echo in an error: short, plain ASCII names only.
-fn printable(name: &str) -> &str {
-    if name.len() <= 32 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-        name
-    } else {
-        "?"
     }
 }
 

@@ -8,6 +8,11 @@
 //!   those connections close with 4403 (`token_revoked`); exactly one of
 //!   the two is required (400 `invalid_request` otherwise).
 //!
+//! The query is read strictly with the core's form parser: `user` and
+//! `sid` only, each once, not both, never empty; anything else is a 400
+//! `invalid_request` whose description names the parameter (a typo such as
+//! `?usr=ann` must not list, let alone close, every connection).
+//!
 //! Both need a service token with the scope [`CONNECTIONS_SCOPE`]
 //! (`connections:admin`): 401 without a good token, 403
 //! `insufficient_scope` for a user token or a service token without it.
@@ -15,12 +20,13 @@
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::extract::State;
+use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::json;
+use tollgate_core::form;
 
 use super::{Selection, WsAuth};
 use crate::{Principal, Requirements};
@@ -55,21 +61,41 @@ impl ConnectionInfo {
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct Filter {
-    user: Option<String>,
-    sid: Option<String>,
+/// The parameters `/v1/connections` reads; any other is refused.
+const PARAMETERS: [&str; 2] = ["user", "sid"];
+
+/// The connections a query names, read strictly with the core's form
+/// parser ([`tollgate_core::form::parse_known`]): only `user` or `sid`,
+/// each at most once, not both; no query at all names every connection.
+/// An empty value counts as absent, so `?user=` names nothing and is
+/// refused rather than read as "everyone". The error is the 400's
+/// description.
+fn selection(query: Option<&str>) -> Result<Selection, String> {
+    let raw = query.unwrap_or_default().as_bytes();
+    let mut pairs = form::parse_known(raw, &PARAMETERS).map_err(|error| match error {
+        tollgate_core::Error::UnknownParameter { at } => format!(
+            "unknown parameter `{}`: give `user` or `sid`",
+            named(raw, at)
+        ),
+        tollgate_core::Error::RepeatedParameter { at } => {
+            format!("the `{}` parameter is repeated", named(raw, at))
+        }
+        _ => "the query is malformed".to_owned(),
+    })?;
+    match (pairs.pop(), pairs.pop()) {
+        (None, _) if raw.iter().all(|b| *b == b'&') => Ok(Selection::All),
+        (None, _) => Err("`user` or `sid` needs a value".to_owned()),
+        (Some((name, value)), None) if name == "user" => Ok(Selection::User(value)),
+        (Some((_, value)), None) => Ok(Selection::Session(value)),
+        (Some(_), Some(_)) => Err("give one of `user` or `sid`, not both".to_owned()),
+    }
 }
 
-impl Filter {
-    fn selection(self) -> Result<Selection, &'static str> {
-        match (self.user, self.sid) {
-            (Some(user), None) if !user.is_empty() => Ok(Selection::User(user)),
-            (None, Some(sid)) if !sid.is_empty() => Ok(Selection::Session(sid)),
-            (None, None) => Ok(Selection::All),
-            _ => Err("give one of `user` or `sid`"),
-        }
-    }
+/// The name at `at` of `raw` as the error may echo it (the core's rule:
+/// short plain names only, never request text).
+fn named(raw: &[u8], at: usize) -> String {
+    let name = form::name_at(raw, at).unwrap_or_default();
+    form::printable(&name).to_owned()
 }
 
 fn bad_request(description: &str) -> Response {
@@ -93,29 +119,15 @@ pub fn connections_router(ws: WsAuth) -> Router {
         .with_state(ws)
 }
 
-async fn list(
-    State(ws): State<WsAuth>,
-    filter: Result<Query<Filter>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    let selection = match filter {
-        Ok(Query(filter)) => filter.selection(),
-        Err(_) => Err("the query is not `user=…` or `sid=…`"),
-    };
-    match selection {
+async fn list(State(ws): State<WsAuth>, uri: Uri) -> Response {
+    match selection(uri.query()) {
         Ok(selection) => Json(json!({"connections": ws.connections(&selection)})).into_response(),
-        Err(description) => bad_request(description),
+        Err(description) => bad_request(&description),
     }
 }
 
-async fn close(
-    State(ws): State<WsAuth>,
-    filter: Result<Query<Filter>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    let selection = match filter {
-        Ok(Query(filter)) => filter.selection(),
-        Err(_) => Err("the query is not `user=…` or `sid=…`"),
-    };
-    match selection {
+async fn close(State(ws): State<WsAuth>, uri: Uri) -> Response {
+    match selection(uri.query()) {
         Ok(Selection::All) => {
             bad_request("name the `user` or the `sid` whose connections to close")
         }
@@ -124,6 +136,52 @@ async fn close(
             tracing::info!(closed, "WebSocket connections closed by an operator");
             Json(json!({"closed": closed})).into_response()
         }
-        Err(description) => bad_request(description),
+        Err(description) => bad_request(&description),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(name: &str) -> Result<Selection, String> {
+        Ok(Selection::User(name.to_owned()))
+    }
+
+    #[test]
+    fn a_query_names_one_user_or_session_or_nothing() {
+        assert_eq!(selection(None), Ok(Selection::All));
+        assert_eq!(selection(Some("")), Ok(Selection::All));
+        assert_eq!(selection(Some("user=ann")), user("ann"));
+        assert_eq!(selection(Some("user=a%20b")), user("a b"));
+        assert_eq!(
+            selection(Some("sid=s-1")),
+            Ok(Selection::Session("s-1".to_owned()))
+        );
+    }
+
+    #[test]
+    fn unknown_repeated_empty_or_conflicting_parameters_are_refused() {
+        for (query, description) in [
+            ("force=1", "unknown parameter `force`: give `user` or `sid`"),
+            ("force", "unknown parameter `force`: give `user` or `sid`"),
+            (
+                "user=ann&force=1",
+                "unknown parameter `force`: give `user` or `sid`",
+            ),
+            ("usr=ann", "unknown parameter `usr`: give `user` or `sid`"),
+            ("<b>=1", "unknown parameter `?`: give `user` or `sid`"),
+            ("user=ann&user=bob", "the `user` parameter is repeated"),
+            ("sid=&sid=x", "the `sid` parameter is repeated"),
+            ("user=", "`user` or `sid` needs a value"),
+            ("user=ann&sid=s", "give one of `user` or `sid`, not both"),
+            ("user=%zz", "the query is malformed"),
+        ] {
+            assert_eq!(
+                selection(Some(query)),
+                Err(description.to_owned()),
+                "{query}"
+            );
+        }
     }
 }

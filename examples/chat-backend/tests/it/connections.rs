@@ -179,3 +179,47 @@ async fn metrics_show_open_connections_by_plan_and_closes_by_code() {
     let open = metric_lines(&backend, "tollgate_client_ws_connections{").await;
     assert!(!open.is_empty());
 }
+
+#[tokio::test]
+async fn connections_queries_are_strict_and_a_bad_one_closes_nothing() {
+    let backend = Backend::start().await;
+    let ops = backend
+        .issuer
+        .service("ops")
+        .scope("connections:admin")
+        .mint();
+    let mut ann = connect(&backend, &backend.issuer.user("ann").mint()).await;
+    let mut bob = connect(&backend, &backend.issuer.user("bob").mint()).await;
+    for (query, named) in [
+        ("?force=1", "`force`"),
+        ("?force", "`force`"),
+        ("?user=ann&force=1", "`force`"),
+        ("?usr=ann", "`usr`"),
+        ("?user=ann&user=bob", "`user`"),
+        ("?user=", "`user` or `sid`"),
+        ("?user=ann&sid=s", "`user` or `sid`"),
+    ] {
+        let (status, body, _) = read(
+            backend
+                .get(&format!("/v1/connections{query}"), Some(&ops))
+                .await,
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_request")),
+            "GET {query}: {body}"
+        );
+        let description = body["error_description"].as_str().unwrap_or_default();
+        assert!(description.contains(named), "GET {query}: {description}");
+        let (status, body, _) = read(delete(&backend, query, Some(&ops)).await).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_request")),
+            "DELETE {query}: {body}"
+        );
+    }
+    assert_eq!(backend.ws.live_connections(), 2, "nothing was closed");
+    chat_works(&mut ann).await;
+    chat_works(&mut bob).await;
+}
