@@ -200,6 +200,21 @@ class Stack:
         with urllib.request.urlopen(request, timeout=PATIENCE) as response:
             return json.loads(response.read())["access_token"]
 
+    def operator_token(self):
+        """A client-credentials token of an operator client `ops` with the
+        scope `connections:admin` (created on first use)."""
+        if getattr(self, "_ops_secret", None) is None:
+            status, body, _ = http("POST", f"{self.issuer}/v1/admin/clients",
+                                   {"client_id": "ops", "scopes": ["connections:admin"]}, self.admin())
+            assert status == 201, body
+            self._ops_secret = body["client_secret"]
+        data = f"grant_type=client_credentials&client_id=ops&client_secret={self._ops_secret}"
+        request = urllib.request.Request(
+            f"{self.issuer}/oauth/token", data=data.encode(), method="POST",
+            headers={"content-type": "application/x-www-form-urlencoded"})
+        with urllib.request.urlopen(request, timeout=PATIENCE) as response:
+            return json.loads(response.read())["access_token"]
+
     def stop(self):
         for process in self.processes:
             if process.poll() is None:

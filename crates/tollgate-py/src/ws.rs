@@ -12,6 +12,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 use tokio::sync::Mutex;
 use tollgate_client::ws::{self as sdk, Frame, RedisSlots};
+use tower::ServiceExt;
 
 use crate::authenticator::{Authenticator, Principal, Requirements};
 use crate::bridge::{awaitable, guard, runtime};
@@ -23,6 +24,8 @@ use crate::limits::ToolGate;
 #[pyclass(frozen, module = "tollgate")]
 pub struct WsAuth {
     inner: sdk::WsAuth,
+    /// The SDK's `GET`/`DELETE /v1/connections` over `inner`.
+    connections: axum::Router,
 }
 
 #[pymethods]
@@ -60,8 +63,10 @@ impl WsAuth {
             let origins = allowed_origins.unwrap_or_default();
             let origins: Vec<&str> = origins.iter().map(String::as_str).collect();
             let builder = builder.allowed_origins(&origins, development).py_err()?;
+            let inner = builder.build();
             Ok(WsAuth {
-                inner: builder.build(),
+                connections: sdk::connections_router(inner.clone()),
+                inner,
             })
         })
     }
@@ -116,6 +121,39 @@ impl WsAuth {
         })
     }
 
+    /// See the stub.
+    fn connections_async<'py>(
+        &self,
+        py: Python<'py>,
+        scope: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        guard(|| {
+            let request = connections_request(scope)?;
+            let router = self.connections.clone();
+            awaitable(py, async move {
+                let Some(request) = request else {
+                    return Ok(malformed_target());
+                };
+                let response = router
+                    .oneshot(request)
+                    .await
+                    .unwrap_or_else(|never| match never {});
+                let (parts, body) = response.into_parts();
+                let body = axum::body::to_bytes(body, MAX_ANSWER_BYTES)
+                    .await
+                    .map_err(|_| crate::errors::internal())?;
+                let headers = parts
+                    .headers
+                    .iter()
+                    .map(|(name, value)| {
+                        (name.as_str().as_bytes().to_vec(), value.as_bytes().to_vec())
+                    })
+                    .collect();
+                Ok((parts.status.as_u16(), headers, body.to_vec()))
+            })
+        })
+    }
+
     #[pyo3(signature = (grace = 5.0))]
     fn shutdown_async<'py>(&self, py: Python<'py>, grace: f64) -> PyResult<Bound<'py, PyAny>> {
         guard(|| {
@@ -156,6 +194,55 @@ fn request_head(scope: &Bound<'_, PyAny>) -> PyResult<http::request::Parts> {
     *request.uri_mut() = uri;
     *request.headers_mut() = convert::header_map(&scope.get_item("headers")?)?;
     Ok(request.into_parts().0)
+}
+
+/// The most bytes an answer of `/v1/connections` may hold (a list of
+/// every connection of a full instance fits).
+const MAX_ANSWER_BYTES: usize = 64 << 20;
+
+/// A status, headers and body, as the ASGI glue sends them.
+type Answer = (u16, Vec<(Vec<u8>, Vec<u8>)>, Vec<u8>);
+
+/// The SDK router's request for an ASGI `http` scope: its method, query
+/// string and headers at the router's path (wherever the host mounted
+/// it); `None` when the target is not a valid URI, which hyper (in front
+/// of chat-backend) refuses too.
+fn connections_request(
+    scope: &Bound<'_, PyAny>,
+) -> PyResult<Option<http::Request<axum::body::Body>>> {
+    let method: String = scope.get_item("method")?.extract()?;
+    let query: Vec<u8> = match scope.get_item("query_string") {
+        Ok(query) if !query.is_none() => query.extract()?,
+        _ => Vec::new(),
+    };
+    let mut target = b"/v1/connections".to_vec();
+    if !query.is_empty() {
+        target.push(b'?');
+        target.extend_from_slice(&query);
+    }
+    let (Ok(method), Ok(uri)) = (
+        http::Method::from_bytes(method.as_bytes()),
+        http::Uri::try_from(target),
+    ) else {
+        return Ok(None);
+    };
+    let mut request = http::Request::new(axum::body::Body::empty());
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.headers_mut() = convert::header_map(&scope.get_item("headers")?)?;
+    Ok(Some(request))
+}
+
+fn malformed_target() -> Answer {
+    let body = serde_json::json!({
+        "error": "invalid_request",
+        "error_description": "the request target is malformed",
+    });
+    (
+        400,
+        vec![(b"content-type".to_vec(), b"application/json".to_vec())],
+        body.to_string().into_bytes(),
+    )
 }
 
 /// An accepted handshake, before the connection starts.

@@ -12,6 +12,9 @@ Tollgate. Same routes, same WebSocket messages, same settings, same
 - ``GET /internal/agents`` (service tokens only);
 - ``GET /ws`` (a user; CONTRACT §6): chat and tool calls over WebSocket,
   authenticated and supervised by the SDK (``tollgate.asgi``);
+- ``GET``/``DELETE /v1/connections`` (service tokens with
+  ``connections:admin``): operators list and close live WebSocket
+  connections, answered by the SDK (``tollgate.asgi.ConnectionsEndpoint``);
 - ``GET /v1/fingerprint`` (what this service trusts), ``GET /healthz``.
 
 Everything about tokens goes through ``tollgate``: this package never sees
@@ -25,7 +28,7 @@ from typing import Optional
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
-from starlette.routing import WebSocketRoute
+from starlette.routing import Route, WebSocketRoute
 
 import tollgate
 import tollgate.asgi
@@ -116,6 +119,9 @@ def create_app(
 
     app.add_api_route("/v1/fingerprint", tollgate.fastapi.fingerprint, methods=["GET"])
     app.add_api_route("/healthz", tollgate.fastapi.health, methods=["GET"])
+    app.router.routes.append(
+        Route("/v1/connections", tollgate.asgi.ConnectionsEndpoint(ws_auth), methods=["GET", "DELETE"])
+    )
     app.router.routes.append(
         WebSocketRoute("/ws", tollgate.asgi.WebSocketEndpoint(ws_auth, ws.session(gate)))
     )

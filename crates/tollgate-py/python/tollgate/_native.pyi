@@ -8,7 +8,7 @@ extension's tokio runtime). A Rust panic never crosses into Python: it is
 raised as ``tollgate.AuthError`` with code ``internal_error`` (status 500).
 """
 
-from typing import Any, Awaitable, Dict, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Awaitable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 Token = Union[str, bytes, None]
 Environ = Mapping[str, str]
@@ -383,6 +383,14 @@ class WsAuth:
         connection limit (a slot is taken). Raises ``AuthError`` whose
         ``status``/``headers``/``body`` are the refusal to send before any
         upgrade."""
+    def connections_async(
+        self, scope: Mapping[str, Any]
+    ) -> Awaitable[Tuple[int, List[Tuple[bytes, bytes]], bytes]]:
+        """Answers an ASGI ``http`` scope for ``GET``/``DELETE
+        /v1/connections`` with the Rust SDK's ``ws::connections_router``
+        (its method, query string and headers; the body is not read):
+        ``(status, headers, body)``. Serve it with
+        :class:`tollgate.asgi.ConnectionsEndpoint`."""
     def shutdown_async(self, grace: float = 5.0) -> Awaitable[None]:
         """Closes every connection with 1001 (``going_away``) and waits until
         all have ended, at most ``grace`` seconds; later handshakes are closed

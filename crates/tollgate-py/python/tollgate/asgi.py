@@ -41,7 +41,7 @@ from . import _native
 from ._errors import AuthError
 from ._native import invalid_message
 
-__all__ = ["Connection", "WebSocketEndpoint", "invalid_message", "refuse", "serve"]
+__all__ = ["Connection", "ConnectionsEndpoint", "WebSocketEndpoint", "invalid_message", "refuse", "serve"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -140,6 +140,31 @@ class WebSocketEndpoint:
             raise
         native, transport = admission.start()
         await _run(receive, send, Connection(native), transport, self.handler)
+
+
+class ConnectionsEndpoint:
+    """An ASGI app for the operators' ``GET``/``DELETE /v1/connections``
+    (issue 13, docs/api.md): the Rust SDK's ``ws::connections_router`` over
+    ``ws_auth``'s live connections answers — the service token with scope
+    ``connections:admin``, the strict query, the listing and the 4403
+    closes are all the SDK's; this only relays the request head and the
+    answer. Mount it for both methods::
+
+        from starlette.routing import Route
+        app.router.routes.append(
+            Route("/v1/connections", tollgate.asgi.ConnectionsEndpoint(ws_auth), methods=["GET", "DELETE"]))
+    """
+
+    def __init__(self, ws_auth: _native.WsAuth) -> None:
+        self.ws_auth = ws_auth
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            raise RuntimeError("tollgate.asgi.ConnectionsEndpoint serves HTTP routes only")
+        status, headers, body = await self.ws_auth.connections_async(scope)
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
 
 async def _run(
