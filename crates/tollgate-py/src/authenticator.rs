@@ -6,10 +6,10 @@
 use std::sync::Arc;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyString, PyTuple};
+use pyo3::types::{PyBytes, PyString, PyTuple};
 use tollgate_client::{AuthError as SdkError, Expect};
 
-use crate::bridge::{awaitable_at_hand, block_on, block_on_at_hand, guard};
+use crate::bridge::{awaitable_at_hand, block_on, block_on_at_hand, guard, poll_now};
 use crate::convert::{self, json_to_py};
 use crate::errors::{IntoPy, to_py};
 
@@ -97,6 +97,51 @@ fn request_token(headers: &Bound<'_, PyAny>) -> PyResult<Result<String, SdkError
         [value] => tollgate_client::bearer_token(value).map(str::to_owned),
         _ => Err(SdkError::InvalidAuthorization),
     })
+}
+
+/// The one `Authorization` value of an ASGI header list, borrowed from
+/// its `bytes` object where it is one (names compared in place, nothing
+/// copied): the SDK's rule of [`request_token`] without its copies.
+fn authorization<'py>(headers: &Bound<'py, PyAny>) -> PyResult<Result<HeaderValue<'py>, SdkError>> {
+    let mut found: Option<HeaderValue<'py>> = None;
+    for pair in headers.try_iter()? {
+        let pair = pair?;
+        let (name, value) = match pair.cast::<PyTuple>() {
+            Ok(tuple) if tuple.len() == 2 => (tuple.get_item(0)?, tuple.get_item(1)?),
+            _ => pair.extract()?,
+        };
+        let is_authorization = match name.cast::<PyBytes>() {
+            Ok(name) => name.as_bytes().eq_ignore_ascii_case(b"authorization"),
+            Err(_) => convert::bytes_of(&name)?.eq_ignore_ascii_case(b"authorization"),
+        };
+        if !is_authorization {
+            continue;
+        }
+        if found.is_some() {
+            return Ok(Err(SdkError::InvalidAuthorization));
+        }
+        found = Some(match value.cast_into::<PyBytes>() {
+            Ok(bytes) => HeaderValue::Borrowed(bytes),
+            Err(err) => HeaderValue::Owned(convert::bytes_of(&err.into_inner())?),
+        });
+    }
+    Ok(found.ok_or(SdkError::MissingToken))
+}
+
+/// A header value: the ASGI server's own `bytes`, or a copy of anything
+/// else.
+enum HeaderValue<'py> {
+    Borrowed(Bound<'py, PyBytes>),
+    Owned(Vec<u8>),
+}
+
+impl HeaderValue<'_> {
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            HeaderValue::Borrowed(bytes) => bytes.as_bytes(),
+            HeaderValue::Owned(bytes) => bytes,
+        }
+    }
 }
 
 #[pymethods]
@@ -207,6 +252,44 @@ impl Authenticator {
             let at_hand = self.at_hand(&token);
             let judged = judge(self.inner.clone(), token, expect, requirements);
             awaitable_at_hand(py, judged, at_hand)
+        })
+    }
+
+    /// See the stub: the middleware's fast path.
+    #[pyo3(signature = (headers, requirements = None))]
+    fn authenticate_request_now(
+        &self,
+        headers: &Bound<'_, PyAny>,
+        requirements: Option<&Requirements>,
+    ) -> PyResult<Option<Principal>> {
+        guard(|| {
+            let value = match authorization(headers)? {
+                Ok(value) => value,
+                Err(err) => return Err(to_py(err)),
+            };
+            let token = tollgate_client::bearer_token(value.as_bytes()).py_err()?;
+            if !self.inner.is_cached(token) {
+                // A first judgement is CPU work worth releasing the GIL
+                // for, or a network wait: the awaitable path does either.
+                return Ok(None);
+            }
+            let (expect, requirements) = match requirements {
+                Some(r) => (r.inner.expect(), Some(&*r.inner)),
+                None => (Expect::Access, None),
+            };
+            // Borrowed all along: no copy of the header or the token, no
+            // awaitable, one `Principal` object on success.
+            let judged = async {
+                let principal = self.inner.authenticate(token, expect).await?;
+                if let Some(requirements) = requirements {
+                    requirements.check(&principal)?;
+                }
+                Ok::<_, SdkError>(principal)
+            };
+            match poll_now(judged) {
+                Some(judged) => judged.map(|p| Some(Principal(p))).py_err(),
+                None => Ok(None),
+            }
         })
     }
 

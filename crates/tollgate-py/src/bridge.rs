@@ -71,6 +71,17 @@ pub(crate) fn block_on_at_hand<T: Send>(
     py.detach(|| runtime().block_on(fut))
 }
 
+/// `fut`'s outcome if one poll (GIL held, inside the runtime's context)
+/// gives it, else `None` and `fut` is dropped: for a judgement expected
+/// from memory, borrowing what it needs.
+pub(crate) fn poll_now<F: Future>(fut: F) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    match poll_once(fut.as_mut()) {
+        Poll::Ready(outcome) => Some(outcome),
+        Poll::Pending => None,
+    }
+}
+
 /// Polls `fut` once, inside the runtime's context, with a waker that does
 /// nothing (whoever polls it next registers its own).
 fn poll_once<F: Future + ?Sized>(fut: std::pin::Pin<&mut F>) -> Poll<F::Output> {

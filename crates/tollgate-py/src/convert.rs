@@ -75,7 +75,7 @@ pub(crate) fn header_map(headers: &Bound<'_, PyAny>) -> PyResult<http::HeaderMap
     Ok(map)
 }
 
-fn bytes_of(value: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+pub(crate) fn bytes_of(value: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
     if let Ok(bytes) = value.cast::<PyBytes>() {
         return Ok(bytes.as_bytes().to_vec());
     }

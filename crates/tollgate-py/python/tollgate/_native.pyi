@@ -103,6 +103,18 @@ class Authenticator:
     ) -> Awaitable["Principal"]:
         """The async twin of :meth:`authenticate_request`."""
 
+    def authenticate_request_now(
+        self, headers: AsgiHeaders, requirements: Optional["Requirements"] = None
+    ) -> Optional["Principal"]:
+        """:meth:`authenticate_request` when the answer is at hand, without
+        releasing the GIL or making an awaitable: the ``Principal`` of a
+        token judged before (checked against ``requirements``), or
+        ``AuthError`` for a refusal known before any work (no token, a bad
+        ``Authorization`` header) or of a cached token; ``None`` when the
+        token needs a first judgement — then await
+        :meth:`authenticate_request_async`. The fast path of
+        :class:`tollgate.asgi.AuthMiddleware`."""
+
     def fingerprint(self) -> Dict[str, Any]:
         """What this service trusts, for ``GET /v1/fingerprint`` (CONTRACT
         §7): service name, issuer, audiences, algorithms, the keys held with
