@@ -10,11 +10,19 @@
 //! plan's limit, so users = ceil(N/K)), `--rate R` chat messages per second
 //! across all connections (1000), `--chat-secs S` (10), `--backend-bin PATH`
 //! (`target/release/chat-backend`), `--expiry-notice SECS` (sets
-//! `TOLLGATE_WS_EXPIRY_NOTICE`; each connection answers `auth.expiring` with
-//! `auth.refresh` carrying its user's second token). Not yet useful: the SDK
-//! caps the notice at half the token's lifetime and the tool's tokens live an
-//! hour, so runs shorter than 30 min never refresh; exercising it needs a
-//! shorter token lifetime and tokens minted fresh at refresh time (to do).
+//! `TOLLGATE_WS_EXPIRY_NOTICE`), `--token-ttl SECS` (3600: the token
+//! service's access-token lifetime) and `--refresh-secs S` (0: after the
+//! chat phase, how long the connections stay open idle, so that with a short
+//! `--token-ttl` they live across several token lifetimes).
+//!
+//! In-band refresh: each connection answers `auth.expiring` with
+//! `auth.refresh` carrying a token fresh from the token service (its user's
+//! refresh token rotated over `POST /v1/auth/refresh`, once per user per
+//! quarter lifetime, shared by that user's connections) and expects
+//! `auth.refreshed`. The SDK sends the notice at most half a lifetime
+//! before expiry, so e.g. `--token-ttl 20 --refresh-secs 60` refreshes each
+//! connection about five times; the tool reports the refreshes and every
+//! connection that closed before the end (a failed refresh closes 4401).
 //!
 //! How tokens are real at scale, quickly: the tool boots the real token
 //! service in-process (the server's test-kit, SQLite, on 127.0.0.1:0),
@@ -54,6 +62,8 @@ struct Args {
     chat_secs: u64,
     backend_bin: String,
     expiry_notice: Option<u64>,
+    token_ttl: u64,
+    refresh_secs: u64,
 }
 
 fn args() -> Args {
@@ -64,6 +74,8 @@ fn args() -> Args {
         chat_secs: 10,
         backend_bin: "target/release/chat-backend".to_owned(),
         expiry_notice: None,
+        token_ttl: 3600,
+        refresh_secs: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -75,6 +87,8 @@ fn args() -> Args {
             "--chat-secs" => parsed.chat_secs = value.parse().expect("a number"),
             "--backend-bin" => parsed.backend_bin = value,
             "--expiry-notice" => parsed.expiry_notice = Some(value.parse().expect("a number")),
+            "--token-ttl" => parsed.token_ttl = value.parse().expect("a number"),
+            "--refresh-secs" => parsed.refresh_secs = value.parse().expect("a number"),
             other => panic!("unknown option {other}"),
         }
     }
@@ -99,7 +113,50 @@ struct Shared {
     refreshed: AtomicUsize,
 }
 
+/// Fresh access tokens for `auth.refresh`: per user, the latest token and
+/// refresh token; a token younger than a quarter lifetime is shared by the
+/// user's connections, an older one is replaced by rotating the refresh
+/// token (one rotation at a time per user: the lock is per user).
+struct Refresher {
+    http: reqwest::Client,
+    url: String,
+    ttl: Duration,
+    users: Vec<tokio::sync::Mutex<(String, String, Instant)>>,
+}
+
+impl Refresher {
+    async fn fresh(&self, user: usize) -> String {
+        let mut slot = self.users[user].lock().await;
+        if slot.2.elapsed() < self.ttl / 4 {
+            return slot.0.clone();
+        }
+        let answer: Value = self
+            .http
+            .post(&self.url)
+            .json(&json!({"refresh_token": slot.1}))
+            .send()
+            .await
+            .expect("refresh answers")
+            .json()
+            .await
+            .expect("a refresh answer");
+        let (Some(access), Some(refresh)) = (
+            answer["access_token"].as_str(),
+            answer["refresh_token"].as_str(),
+        ) else {
+            panic!("the refresh failed: {answer}");
+        };
+        *slot = (access.to_owned(), refresh.to_owned(), Instant::now());
+        slot.0.clone()
+    }
+}
+
 async fn login(http: &reqwest::Client, server: &TestServer, email: &str) -> String {
+    login_pair(http, server, email).await.0
+}
+
+/// (access token, refresh token) of a login.
+async fn login_pair(http: &reqwest::Client, server: &TestServer, email: &str) -> (String, String) {
     let answer: Value = http
         .post(server.url("/v1/auth/login"))
         .json(&json!({"email": email, "password": PASSWORD}))
@@ -109,10 +166,13 @@ async fn login(http: &reqwest::Client, server: &TestServer, email: &str) -> Stri
         .json()
         .await
         .expect("a login answer");
-    answer["access_token"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no access token: {answer}"))
-        .to_owned()
+    match (
+        answer["access_token"].as_str(),
+        answer["refresh_token"].as_str(),
+    ) {
+        (Some(access), Some(refresh)) => (access.to_owned(), refresh.to_owned()),
+        _ => panic!("no tokens: {answer}"),
+    }
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -123,9 +183,11 @@ async fn main() {
     let n = args.connections;
     let users = n.div_ceil(args.per_user);
 
-    // Hour-long access tokens: the test-kit's 60 s would expire mid-run.
+    // Hour-long access tokens by default: the test-kit's 60 s would expire
+    // mid-run; shorter ones (`--token-ttl`) are refreshed in-band.
+    let ttl = args.token_ttl;
     let server = TestServer::builder()
-        .configure(|config| config.access_token_ttl = 3600)
+        .configure(move |config| config.access_token_ttl = ttl)
         .start()
         .await;
     let secret = server.create_client("chat-backend", &["introspect"]).await;
@@ -133,6 +195,7 @@ async fn main() {
     eprintln!("creating {users} users (plan enterprise) and logging each in twice…");
     let mut ids = Vec::with_capacity(users);
     let mut tokens = Vec::with_capacity(users);
+    let mut slots = Vec::with_capacity(users);
     for u in 0..users {
         let email = format!("load{u}@example.com");
         ids.push(
@@ -141,10 +204,16 @@ async fn main() {
                 .await,
         );
         let connect = login(&http, &server, &email).await;
-        let refresh = login(&http, &server, &email).await;
-        tokens.push((connect, refresh));
+        let (access, refresh) = login_pair(&http, &server, &email).await;
+        tokens.push(connect);
+        slots.push(tokio::sync::Mutex::new((access, refresh, Instant::now())));
     }
-    let admin = login_admin(&http, &server).await;
+    let refresher = Arc::new(Refresher {
+        http: http.clone(),
+        url: server.url("/v1/auth/refresh"),
+        ttl: Duration::from_secs(args.token_ttl),
+        users: slots,
+    });
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -188,9 +257,10 @@ async fn main() {
     let started = Instant::now();
     for c in 0..n {
         let user = c % users;
-        let (connect, refresh) = tokens[user].clone();
+        let connect = tokens[user].clone();
         let url = format!("ws://{bind}/ws");
         let (shared, gate, opened) = (shared.clone(), gate.clone(), opened_tx.clone());
+        let refresher = refresher.clone();
         let (mut chat, mut stop) = (chat_rx.clone(), stop_rx.clone());
         tokio::spawn(async move {
             let permit = gate.acquire_owned().await.expect("the gate stays open");
@@ -223,7 +293,8 @@ async fn main() {
                                     shared.rtts.lock().expect("no poisoning").push(t.elapsed());
                                 },
                                 Some("auth.expiring") => {
-                                    let m = json!({"type":"auth.refresh","access_token":refresh}).to_string();
+                                    let fresh = refresher.fresh(user).await;
+                                    let m = json!({"type":"auth.refresh","access_token":fresh}).to_string();
                                     let _ = sink.send(Message::text(m)).await;
                                 }
                                 Some("auth.refreshed") => { shared.refreshed.fetch_add(1, Ordering::Relaxed); }
@@ -290,11 +361,31 @@ async fn main() {
         at(1.0),
         (rss_chat.saturating_sub(rss_before)) as f64 / n as f64
     );
+    if args.refresh_secs > 0 {
+        eprintln!(
+            "idle for {} s ({:.1} token lifetimes)…",
+            args.refresh_secs,
+            args.refresh_secs as f64 / args.token_ttl as f64
+        );
+        tokio::time::sleep(Duration::from_secs(args.refresh_secs)).await;
+    }
+    let early: Vec<u16> = shared
+        .closes
+        .lock()
+        .expect("no poisoning")
+        .iter()
+        .map(|(_, code, _)| *code)
+        .collect();
     println!(
-        "in-band refreshes answered auth.refreshed: {}",
-        shared.refreshed.load(Ordering::Relaxed)
+        "in-band refreshes answered auth.refreshed: {} ({:.1} per connection; token lifetime {} s); connections closed before the end: {} (codes {early:?})",
+        shared.refreshed.load(Ordering::Relaxed),
+        shared.refreshed.load(Ordering::Relaxed) as f64 / n as f64,
+        args.token_ttl,
+        early.len()
     );
 
+    // Logged in now: with a short `--token-ttl` an earlier token is gone.
+    let admin = login_admin(&http, &server).await;
     let victims = (0..n).filter(|c| c % users == 0).count();
     let revoked_at = Instant::now();
     let status = http
