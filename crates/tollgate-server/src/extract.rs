@@ -107,6 +107,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
             ));
         }
         let bytes = body(request).await?;
+        // Every body of the API is an object; serde would also fill a
+        // struct from an array (`[null, null]` was a PATCH that changed
+        // nothing and answered 200).
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::bad_request("the JSON body must be an object"));
+        }
         // serde's messages can quote the input, so only the class is told.
         serde_json::from_slice(&bytes).map(Json).map_err(|error| {
             use serde_json::error::Category;

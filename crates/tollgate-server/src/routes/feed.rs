@@ -45,7 +45,7 @@ async fn authorize(state: &AppState, headers: &HeaderMap) -> Result<String, ApiE
 }
 
 /// `GET /v1/revocations?after=CURSOR&limit=N`.
-#[utoipa::path(get, path = "/v1/revocations", tag = "revocations",
+#[utoipa::path(get, path = "/v1/revocations", tag = "revocations", security(("client" = []), ("bearer" = [])),
     params(("after" = Option<u64>, Query, description = "Cursor to read after (default 0)"),
            ("limit" = Option<u32>, Query, description = "Page size, 1–500 (default 500)")),
     responses((status = 200, body = RevocationPage),
@@ -79,7 +79,7 @@ pub(crate) async fn page(
 }
 
 /// `GET /v1/revocations/stream`.
-#[utoipa::path(get, path = "/v1/revocations/stream", tag = "revocations",
+#[utoipa::path(get, path = "/v1/revocations/stream", tag = "revocations", security(("client" = []), ("bearer" = [])),
     params(("after" = Option<u64>, Query, description = "Cursor to start after when there is no Last-Event-ID"),
            ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this cursor")),
     responses((status = 200, description = "text/event-stream of `revocation` events (id = cursor, data = RevocationEvent)", content_type = "text/event-stream"),

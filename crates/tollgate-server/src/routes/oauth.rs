@@ -39,7 +39,7 @@ async fn caller(
 }
 
 /// `POST /oauth/token`.
-#[utoipa::path(post, path = "/oauth/token", tag = "oauth",
+#[utoipa::path(post, path = "/oauth/token", tag = "oauth", security((), ("client" = [])),
     request_body(content_type = "application/x-www-form-urlencoded",
         description = "`grant_type=refresh_token&refresh_token=…[&scope=…]` or `grant_type=client_credentials[&scope=…]` with client authentication"),
     responses((status = 200, body = TokenResponse),
@@ -70,7 +70,7 @@ pub(crate) async fn token(
 }
 
 /// `POST /oauth/introspect`.
-#[utoipa::path(post, path = "/oauth/introspect", tag = "oauth",
+#[utoipa::path(post, path = "/oauth/introspect", tag = "oauth", security(("client" = [])),
     request_body(content_type = "application/x-www-form-urlencoded", description = "`token=…[&token_type_hint=…]`, client with scope `introspect`"),
     responses((status = 200, description = "`{\"active\": false}` or the token's claims", body = Introspection),
               (status = 401, description = "invalid_client", body = ErrorBody),
@@ -147,7 +147,7 @@ async fn introspect_refresh(state: &AppState, token: &str) -> Result<Introspecti
 }
 
 /// `POST /oauth/revoke`.
-#[utoipa::path(post, path = "/oauth/revoke", tag = "oauth",
+#[utoipa::path(post, path = "/oauth/revoke", tag = "oauth", security((), ("client" = [])),
     request_body(content_type = "application/x-www-form-urlencoded", description = "`token=…[&token_type_hint=…]`; client authentication unless the token is the first-party client's"),
     responses((status = 200, description = "Done, or nothing to do (unknown tokens included)"),
               (status = 401, description = "invalid_client", body = ErrorBody),

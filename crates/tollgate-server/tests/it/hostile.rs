@@ -296,3 +296,41 @@ async fn issue_15_look_alike_and_invisible_emails() {
         assert_eq!(me.str("email"), owner, "{typed}");
     }
 }
+
+/// A JSON body that is not an object is refused: serde fills a struct from
+/// an array too, and `PATCH [null, null]` answered 200 having changed
+/// nothing (found by schemathesis, issue 9 item 10).
+#[tokio::test]
+async fn a_json_body_that_is_not_an_object_is_refused() {
+    let api = Api::start().await;
+    let token = api.admin_token().await;
+    let id = api.get("/v1/auth/me", Some(&token)).await.str("sub");
+    for body in [
+        serde_json::json!([null, null]),
+        serde_json::json!(["pro"]),
+        serde_json::json!("pro"),
+        serde_json::json!(null),
+    ] {
+        let answer = api
+            .send_json(
+                reqwest::Method::PATCH,
+                &format!("/v1/admin/users/{id}"),
+                Some(&token),
+                &body,
+            )
+            .await;
+        answer.expect(400, Some("invalid_request"));
+        assert_eq!(
+            answer.body["error_description"], "the JSON body must be an object",
+            "{body}"
+        );
+    }
+    let answer = api
+        .post_json(
+            "/v1/auth/register",
+            None,
+            &serde_json::json!(["a@example.com", "correct horse battery"]),
+        )
+        .await;
+    answer.expect(400, Some("invalid_request"));
+}
