@@ -26,6 +26,7 @@
 mod builder;
 mod cidr;
 mod parse;
+pub(crate) use parse::parse_rfc3339;
 mod report;
 mod rules;
 mod table;

@@ -105,6 +105,10 @@ pub enum Error {
         /// Byte offset of the repeated parameter in the input.
         at: usize,
     },
+    /// A usage batch breaks a rule of [`crate::usage`]; the problem names
+    /// the event by position and the rule, never the event's text.
+    #[error("{0}")]
+    InvalidUsage(crate::usage::UsageProblem),
     /// A query names a parameter its reader does not know
     /// ([`crate::form::parse_known`]); `at` is the byte offset of that name.
     #[error("a parameter is not known")]
@@ -147,6 +151,7 @@ impl Error {
             Error::MalformedForm(_) => "malformed_form",
             Error::RepeatedParameter { .. } => "repeated_parameter",
             Error::UnknownParameter { .. } => "unknown_parameter",
+            Error::InvalidUsage(_) => "invalid_usage",
         }
     }
 

@@ -4,7 +4,7 @@
 //! This crate holds the token formats ([`claims`]), the keys ([`keys`]), the
 //! compact JWS layer ([`jws`]), the one validator every other crate calls
 //! ([`validate`]), the configuration builder ([`config`]), plans ([`plans`]),
-//! password hashing policy ([`password`]), e-mail normalisation ([`email`]) and the wire bodies shared by the
+//! password hashing policy ([`password`]), e-mail normalisation ([`email`]), the rules of usage events ([`usage`]) and the wire bodies shared by the
 //! server and the SDK ([`wire`]).
 //!
 //! **Invariant:** no I/O, no async, no clock. Callers pass `now` (Unix
@@ -36,6 +36,7 @@ pub mod opaque;
 pub mod password;
 pub mod plans;
 pub mod secret;
+pub mod usage;
 pub mod validate;
 pub mod wire;
 

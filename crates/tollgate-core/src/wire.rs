@@ -373,6 +373,10 @@ wire! {
 wire! {
     /// One row of a usage report.
     pub struct UsageRow {
+        /// The user, in a report over every user (one row per user and
+        /// group, for billing); absent in a report on one user.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub user: Option<String>,
         /// The group: a tool name, a day (`YYYY-MM-DD`, UTC) or a plan.
         pub key: String,
         /// Calls in the group.
@@ -392,7 +396,8 @@ wire! {
         pub to: UnixTime,
         /// `tool`, `day` or `plan`.
         pub group_by: String,
-        /// One row per group, ordered by key.
+        /// One row per group (per user and group over every user), ordered
+        /// by user, then key.
         pub rows: Vec<UsageRow>,
         /// Sum of the rows' calls.
         pub total: u64,
@@ -949,6 +954,7 @@ mod tests {
             to: 3600,
             group_by: "tool".into(),
             rows: vec![UsageRow {
+                user: None,
                 key: "search".into(),
                 calls: 2,
             }],

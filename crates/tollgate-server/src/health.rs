@@ -32,7 +32,7 @@ use tollgate_core::UnixTime;
 use tollgate_store::{
     AuditChainHead, AuditFilter, AuditRow, ClientRecord, KeyRecord, NewAuditEvent, NewRefresh,
     NewRevocation, RefreshRecord, RevocationEvent, Rotation, SessionRecord, Store, StoreError,
-    UserRecord, UserUpdate,
+    UsageEvent, UsageQuery, UsageRecorded, UsageRow, UserRecord, UserUpdate,
 };
 
 use crate::metrics;
@@ -430,6 +430,20 @@ impl Store for Guarded {
 
     async fn prune_audit(&self, before: UnixTime) -> Result<u64, StoreError> {
         self.call("prune_audit", true, self.inner.prune_audit(before))
+            .await
+    }
+
+    async fn record_usage(
+        &self,
+        events: &[UsageEvent],
+        now: UnixTime,
+    ) -> Result<UsageRecorded, StoreError> {
+        self.call("record_usage", true, self.inner.record_usage(events, now))
+            .await
+    }
+
+    async fn usage_report(&self, query: UsageQuery<'_>) -> Result<Vec<UsageRow>, StoreError> {
+        self.call("usage_report", true, self.inner.usage_report(query))
             .await
     }
 }

@@ -15,6 +15,7 @@
 //! | row locks ([`Dialect::ROW_LOCKS`]) | none (the write lock serialises writers) | `FOR [NO KEY] UPDATE`, in one order |
 //! | feed cursors ([`Dialect::APPEND_EVENT`], [`Dialect::LOCK_FEED`], [`Dialect::LAST_CURSOR`]) | `AUTOINCREMENT` | a counter row held until commit |
 //! | list columns (roles, scopes: [`Arg::List`], [`Columns::list`]) | JSON text | `TEXT[]` |
+//! | many rows in one statement (usage: [`Dialect::INSERT_USAGE`], [`Dialect::ADD_USAGE_HOURS`], [`Dialect::KNOWN_USERS`]) | `json_each` | `jsonb_array_elements`, `= ANY` |
 //! | connection settings and durability | WAL + `synchronous=FULL`, checked | `synchronous_commit = on`, READ COMMITTED |
 //!
 //! The last row is each backend's `open`/`connect`; the others are the
@@ -233,6 +234,17 @@ pub trait Dialect: Clone + Send + Sync + 'static {
     const LOCK_FEED: Option<&'static str>;
     /// One row, column `last_cursor`: the highest cursor ever handed out.
     const LAST_CURSOR: &'static str;
+    /// Stores usage events whose key is new: binds a JSON array of
+    /// `[service, instance, seq, user, tool, plan, at]` arrays (`$1`) and
+    /// the time received (`$2`); returns `user_id, tool, plan, at` of each
+    /// event stored (a key stored already, or twice in the array, is
+    /// skipped).
+    const INSERT_USAGE: &'static str;
+    /// Adds to the hourly usage counts: binds a JSON array of
+    /// `[user, hour, tool, plan, calls]` arrays (`$1`), each key once.
+    const ADD_USAGE_HOURS: &'static str;
+    /// The ids (column `id`) of the users among a list ([`Arg::List`], `$1`).
+    const KNOWN_USERS: &'static str;
 
     /// `sql` with `args` bound to `$1`, `$2`, …
     fn bind(sql: &'static str, args: &[Arg<'_>]) -> Result<Bound<Self::Db>, sqlx::Error>;

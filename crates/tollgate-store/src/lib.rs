@@ -11,7 +11,9 @@
 //! helpers (time conversion, error mapping).
 //!
 //! The store is the record of truth for users, sessions, refresh-token
-//! families, revocations, service clients and signing keys. It takes `now`
+//! families, revocations, service clients, signing keys, the audit trail
+//! and usage (the events services report, by idempotency key, and their
+//! hourly counts). It takes `now`
 //! from the caller (the server's clock) so that expiry is testable.
 //!
 //! **Invariants:**
@@ -35,7 +37,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tollgate_core::UnixTime;
-pub use tollgate_core::wire::{RevocationEvent, RevocationKind};
+pub use tollgate_core::usage::{Period, UsageGroup};
+pub use tollgate_core::wire::{RevocationEvent, RevocationKind, UsageEvent, UsageRow};
 
 pub mod audit;
 mod dialect;
@@ -380,6 +383,37 @@ pub struct AuditFilter<'a> {
     pub subject: Option<&'a str>,
 }
 
+/// What [`Store::record_usage`] did with a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsageRecorded {
+    /// Every event is stored: `accepted` now, `duplicates` before (their
+    /// key was stored already, by an earlier delivery or earlier in the
+    /// same batch; they are not counted again).
+    Stored {
+        /// Events stored now.
+        accepted: u64,
+        /// Events whose key was stored already.
+        duplicates: u64,
+    },
+    /// The event at `index` (the first such) names a user that does not
+    /// exist; nothing was stored.
+    UnknownUser {
+        /// Position in the batch, from 0.
+        index: usize,
+    },
+}
+
+/// Which usage a report counts ([`Store::usage_report`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UsageQuery<'a> {
+    /// One user, or every user.
+    pub user: Option<&'a str>,
+    /// The hours counted.
+    pub period: Period,
+    /// How the calls are grouped.
+    pub group_by: UsageGroup,
+}
+
 /// The storage the server needs. Every method is one transaction.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -559,4 +593,22 @@ pub trait Store: Send + Sync + 'static {
     /// loses its oldest events and stays verifiable from the oldest
     /// remaining one. Returns how many went.
     async fn prune_audit(&self, before: UnixTime) -> Result<u64, StoreError>;
+
+    /// Records a batch of usage events (checked by the caller with
+    /// [`tollgate_core::usage::check_batch`]) received at `now`, in one
+    /// transaction: each event whose idempotency key (`service`,
+    /// `instance`, `seq`) is new is stored and counted in its user's, tool's,
+    /// plan's and hour's total; an event whose key is stored already (a
+    /// second delivery, or twice in the batch) counts once. When an event
+    /// names a user that does not exist nothing is stored
+    /// ([`UsageRecorded::UnknownUser`]).
+    async fn record_usage(
+        &self,
+        events: &[UsageEvent],
+        now: UnixTime,
+    ) -> Result<UsageRecorded, StoreError>;
+    /// Calls in `query.period` (of `query.user`, or of every user), summed
+    /// per user and group; ordered by user, then key (byte order). The rows
+    /// carry the user only when the query is over every user.
+    async fn usage_report(&self, query: UsageQuery<'_>) -> Result<Vec<UsageRow>, StoreError>;
 }

@@ -172,6 +172,18 @@ impl Dialect for PostgresDialect {
     // The counter only ever goes up, and only at commit.
     const LAST_CURSOR: &'static str = "SELECT last_cursor FROM revocation_feed";
 
+    const INSERT_USAGE: &'static str = "INSERT INTO usage_events \
+        (service, instance, seq, user_id, tool, plan, at, received_at) \
+        SELECT e ->> 0, e ->> 1, CAST(e ->> 2 AS BIGINT), e ->> 3, e ->> 4, e ->> 5, \
+        CAST(e ->> 6 AS BIGINT), $2 FROM jsonb_array_elements(CAST($1 AS JSONB)) AS j(e) \
+        ON CONFLICT DO NOTHING RETURNING user_id, tool, plan, at";
+    const ADD_USAGE_HOURS: &'static str = "INSERT INTO usage_hourly \
+        (user_id, hour, tool, plan, calls) \
+        SELECT e ->> 0, CAST(e ->> 1 AS BIGINT), e ->> 2, e ->> 3, CAST(e ->> 4 AS BIGINT) \
+        FROM jsonb_array_elements(CAST($1 AS JSONB)) AS j(e) \
+        ON CONFLICT (user_id, hour, tool, plan) DO UPDATE SET calls = usage_hourly.calls + excluded.calls";
+    const KNOWN_USERS: &'static str = "SELECT id FROM users WHERE id = ANY($1)";
+
     // Lists as `TEXT[]`.
     fn bind(sql: &'static str, args: &[Arg<'_>]) -> Result<Bound<Postgres>, sqlx::Error> {
         bind_with(sql, args, |query, items| Ok(query.bind(items)))

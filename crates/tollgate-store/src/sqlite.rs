@@ -132,6 +132,21 @@ impl Dialect for SqliteDialect {
     const LAST_CURSOR: &'static str = "SELECT COALESCE(\
         (SELECT seq FROM sqlite_sequence WHERE name = 'revocations'), 0) AS last_cursor";
 
+    // `WHERE true`: without it SQLite would read `ON CONFLICT` as part of a
+    // join.
+    const INSERT_USAGE: &'static str = "INSERT INTO usage_events \
+        (service, instance, seq, user_id, tool, plan, at, received_at) \
+        SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, \
+        value ->> 6, $2 FROM json_each($1) WHERE true \
+        ON CONFLICT DO NOTHING RETURNING user_id, tool, plan, at";
+    const ADD_USAGE_HOURS: &'static str = "INSERT INTO usage_hourly \
+        (user_id, hour, tool, plan, calls) \
+        SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 \
+        FROM json_each($1) WHERE true \
+        ON CONFLICT (user_id, hour, tool, plan) DO UPDATE SET calls = usage_hourly.calls + excluded.calls";
+    const KNOWN_USERS: &'static str =
+        "SELECT id FROM users WHERE id IN (SELECT value FROM json_each($1))";
+
     // Lists as JSON arrays of strings.
     fn bind(sql: &'static str, args: &[Arg<'_>]) -> Result<Bound<Sqlite>, sqlx::Error> {
         bind_with(sql, args, |query, items| {

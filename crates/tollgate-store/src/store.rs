@@ -18,17 +18,20 @@
 //! - Reads are single statements on a pooled connection and never wait for
 //!   writers.
 
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
 use sqlx::pool::PoolConnection;
 use sqlx::{Database, Pool, Transaction};
 use tollgate_core::UnixTime;
 use tollgate_core::audit::{GENESIS, chain_hash};
+use tollgate_core::usage::{self, UsageGroup};
 
 use crate::dialect::{Arg, Columns, Dialect, Run};
 use crate::sql::{conflict, from_db, from_db_opt, kind_name, parse_kind, to_db, unavailable};
 use crate::{
     AuditChainHead, AuditFilter, AuditRow, ClientRecord, KeyRecord, NewAuditEvent, NewRefresh,
     NewRevocation, RefreshRecord, RevocationEvent, RevocationKind, Rotation, SessionRecord, Store,
-    StoreError, UserRecord, UserUpdate,
+    StoreError, UsageEvent, UsageQuery, UsageRecorded, UsageRow, UserRecord, UserUpdate,
 };
 
 /// The SQL implementation of [`Store`] over a backend `D`
@@ -1164,6 +1167,151 @@ impl<D: Dialect> Store for SqlStore<D> {
         .map_err(unavailable)?;
         commit(tx).await?;
         Ok(pruned)
+    }
+
+    async fn record_usage(
+        &self,
+        events: &[UsageEvent],
+        now: UnixTime,
+    ) -> Result<UsageRecorded, StoreError> {
+        if events.is_empty() {
+            return Ok(UsageRecorded::Stored {
+                accepted: 0,
+                duplicates: 0,
+            });
+        }
+        // In key order, so that two batches sharing keys (a retry racing
+        // its first delivery) take Postgres' row locks in the same order.
+        let mut ordered: Vec<&UsageEvent> = events.iter().collect();
+        ordered.sort_unstable_by(|a, b| {
+            (&a.service, &a.instance, a.seq).cmp(&(&b.service, &b.instance, b.seq))
+        });
+        let rows: Vec<_> = ordered
+            .iter()
+            .map(|e| {
+                (
+                    &e.service,
+                    &e.instance,
+                    to_db(e.seq),
+                    &e.user,
+                    &e.tool,
+                    &e.plan,
+                    to_db(e.at),
+                )
+            })
+            .collect();
+        let rows = serde_json::to_string(&rows)
+            .map_err(|err| StoreError::Corrupt(format!("encoding usage events: {err}")))?;
+        let users: Vec<String> = events
+            .iter()
+            .map(|e| e.user.as_str())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+
+        let mut tx = self.write().await?;
+        let known: HashSet<String> = fetch_all::<D>(&mut tx, D::KNOWN_USERS, &[Arg::List(&users)])
+            .await
+            .map_err(unavailable)?
+            .iter()
+            .map(|row| row.text("id"))
+            .collect::<Result<_, _>>()?;
+        if let Some(index) = events.iter().position(|e| !known.contains(&e.user)) {
+            return Ok(UsageRecorded::UnknownUser { index });
+        }
+        let stored = fetch_all::<D>(
+            &mut tx,
+            D::INSERT_USAGE,
+            &[Arg::Text(&rows), Arg::Int(to_db(now))],
+        )
+        .await
+        .map_err(unavailable)?;
+        // The hourly counts of what was stored now, each key once.
+        let mut hours: BTreeMap<(String, u64, String, String), u64> = BTreeMap::new();
+        for row in &stored {
+            let key = (
+                row.text("user_id")?,
+                usage::hour_of(time(row, "at")?),
+                row.text("tool")?,
+                row.text("plan")?,
+            );
+            *hours.entry(key).or_default() += 1;
+        }
+        if !hours.is_empty() {
+            let hours: Vec<_> = hours
+                .iter()
+                .map(|((user, hour, tool, plan), calls)| {
+                    (user, to_db(*hour), tool, plan, to_db(*calls))
+                })
+                .collect();
+            let hours = serde_json::to_string(&hours)
+                .map_err(|err| StoreError::Corrupt(format!("encoding usage counts: {err}")))?;
+            execute::<D>(&mut tx, D::ADD_USAGE_HOURS, &[Arg::Text(&hours)])
+                .await
+                .map_err(unavailable)?;
+        }
+        commit(tx).await?;
+        let accepted = stored.len() as u64;
+        Ok(UsageRecorded::Stored {
+            accepted,
+            duplicates: events.len() as u64 - accepted,
+        })
+    }
+
+    async fn usage_report(&self, query: UsageQuery<'_>) -> Result<Vec<UsageRow>, StoreError> {
+        // Every user's rows, grouped; the caller's filter on one user.
+        macro_rules! report {
+            ($group:literal) => {
+                concat!(
+                    "SELECT user_id, ",
+                    $group,
+                    " AS grp, CAST(SUM(calls) AS BIGINT) AS calls FROM usage_hourly",
+                    " WHERE hour >= $1 AND hour < $2",
+                    " AND (CAST($3 AS TEXT) IS NULL OR user_id = $3)",
+                    " GROUP BY user_id, ",
+                    $group
+                )
+            };
+        }
+        let sql = match query.group_by {
+            UsageGroup::Tool => report!("tool"),
+            UsageGroup::Plan => report!("plan"),
+            UsageGroup::Day => report!("hour / 86400"),
+        };
+        let mut conn = self.read().await?;
+        let found = fetch_all::<D>(
+            &mut conn,
+            sql,
+            &[
+                Arg::Int(to_db(query.period.from)),
+                Arg::Int(to_db(query.period.to)),
+                Arg::MaybeText(query.user),
+            ],
+        )
+        .await
+        .map_err(unavailable)?;
+        let mut rows = found
+            .iter()
+            .map(|row| {
+                let key = match query.group_by {
+                    UsageGroup::Day => usage::day_key(time(row, "grp")?),
+                    UsageGroup::Tool | UsageGroup::Plan => row.text("grp")?,
+                };
+                Ok(UsageRow {
+                    user: match query.user {
+                        Some(_) => None,
+                        None => Some(row.text("user_id")?),
+                    },
+                    key,
+                    calls: time(row, "calls")?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        // Sorted here rather than by the database: its collation may not
+        // be byte order. Dates sort as their text.
+        rows.sort_unstable_by(|a, b| (&a.user, &a.key).cmp(&(&b.user, &b.key)));
+        Ok(rows)
     }
 }
 

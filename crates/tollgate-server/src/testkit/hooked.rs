@@ -9,7 +9,7 @@ use tollgate_core::UnixTime;
 use tollgate_store::{
     AuditChainHead, AuditFilter, AuditRow, ClientRecord, KeyRecord, NewAuditEvent, NewRefresh,
     NewRevocation, RefreshRecord, RevocationEvent, Rotation, SessionRecord, Store, StoreError,
-    UserRecord, UserUpdate,
+    UsageEvent, UsageQuery, UsageRecorded, UsageRow, UserRecord, UserUpdate,
 };
 
 use super::StoreHook;
@@ -233,5 +233,19 @@ impl Store for Hooked {
     async fn prune_audit(&self, before: UnixTime) -> Result<u64, StoreError> {
         self.before("prune_audit").await?;
         self.inner.prune_audit(before).await
+    }
+
+    async fn record_usage(
+        &self,
+        events: &[UsageEvent],
+        now: UnixTime,
+    ) -> Result<UsageRecorded, StoreError> {
+        self.before("record_usage").await?;
+        self.inner.record_usage(events, now).await
+    }
+
+    async fn usage_report(&self, query: UsageQuery<'_>) -> Result<Vec<UsageRow>, StoreError> {
+        self.before("usage_report").await?;
+        self.inner.usage_report(query).await
     }
 }

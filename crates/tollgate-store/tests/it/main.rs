@@ -6,5 +6,7 @@
 
 #[macro_use]
 mod conformance;
+#[macro_use]
+mod usage;
 mod postgres;
 mod sqlite;

@@ -190,6 +190,7 @@ async fn run(test: for<'a> fn(&'a dyn Backend) -> BoxFuture<'a>) {
 }
 
 conformance_tests!();
+usage_conformance_tests!();
 
 // ---------------------------------------------------------------- Postgres only
 
