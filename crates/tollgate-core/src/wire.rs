@@ -326,6 +326,11 @@ wire! {
 /// Most events one `POST /v1/usage/events` batch may carry.
 pub const MAX_USAGE_BATCH: usize = 1000;
 
+/// Largest `POST /v1/usage/events` body, in bytes: a full batch of events
+/// whose names are all at the longest allowed
+/// ([`crate::usage::MAX_NAME_BYTES`]) fits.
+pub const MAX_USAGE_BODY_BYTES: usize = 1024 * 1024;
+
 wire! {
     /// One admitted tool call, as a service reports it for billing. The
     /// idempotency key is (`service`, `instance`, `seq`): a second delivery

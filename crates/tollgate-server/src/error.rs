@@ -84,6 +84,17 @@ pub enum ApiError {
     /// `last_admin`.
     #[error("this would leave no enabled admin; make another user admin first")]
     LastAdmin,
+    /// A usage batch breaks a rule of [`tollgate_core::usage`]. 400
+    /// `invalid_usage` (413 for a batch of too many events).
+    #[error("{0}")]
+    InvalidUsage(tollgate_core::usage::UsageProblem),
+    /// A usage event names a user that does not exist; nothing was stored.
+    /// 400 `unknown_user`.
+    #[error("usage event {index}: no user has this id; nothing of the batch was stored")]
+    UnknownUser {
+        /// Position of the (first such) event in the batch.
+        index: usize,
+    },
     /// No such resource or route. 404 `not_found`.
     #[error("not found")]
     NotFound,
@@ -151,6 +162,8 @@ impl ApiError {
             ApiError::RotationNotSupported => "rotation_not_supported",
             ApiError::RotationConflict => "rotation_conflict",
             ApiError::LastAdmin => "last_admin",
+            ApiError::InvalidUsage(_) => "invalid_usage",
+            ApiError::UnknownUser { .. } => "unknown_user",
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::PayloadTooLarge => "payload_too_large",
@@ -178,7 +191,12 @@ impl ApiError {
             | ApiError::InvalidScope
             | ApiError::InvalidEmail
             | ApiError::WeakPassword(_)
-            | ApiError::UnknownPlan => StatusCode::BAD_REQUEST,
+            | ApiError::UnknownPlan
+            | ApiError::UnknownUser { .. } => StatusCode::BAD_REQUEST,
+            ApiError::InvalidUsage(tollgate_core::usage::UsageProblem::TooMany) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            ApiError::InvalidUsage(_) => StatusCode::BAD_REQUEST,
             ApiError::InvalidClient
             | ApiError::MissingToken
             | ApiError::InvalidToken(_)
@@ -409,6 +427,38 @@ mod tests {
             Some(("www-authenticate", "Bearer realm=\"tollgate\"")),
         )
         .await;
+    }
+
+    #[tokio::test]
+    async fn usage_refusals() {
+        use tollgate_core::usage::UsageProblem;
+        check(
+            ApiError::InvalidUsage(UsageProblem::InFuture { index: 3 }),
+            400,
+            "invalid_usage",
+            None,
+        )
+        .await;
+        check(
+            ApiError::InvalidUsage(UsageProblem::TooMany),
+            413,
+            "invalid_usage",
+            None,
+        )
+        .await;
+        check(
+            ApiError::UnknownUser { index: 0 },
+            400,
+            "unknown_user",
+            None,
+        )
+        .await;
+        let (_, _, body) = answer(ApiError::UnknownUser { index: 7 }).await;
+        assert!(
+            body["error_description"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("usage event 7: "))
+        );
     }
 
     #[tokio::test]

@@ -169,6 +169,11 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
 pub(crate) struct RawQuery(Option<String>);
 
 impl RawQuery {
+    /// The query as sent, for a reader with its own rules.
+    pub fn raw(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+
     /// Parses the query (see [`input::form`]); 400 `invalid_request`.
     pub fn parse(&self) -> Result<Query, ApiError> {
         let query = self.0.as_deref().unwrap_or("");
@@ -264,7 +269,7 @@ fn authorization(headers: &HeaderMap) -> Result<Authorization<'_>, ApiError> {
 }
 
 /// The bearer token of the request, if one was sent.
-fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     match authorization(headers)? {
         Authorization::Bearer(token) if token.len() > MAX_TOKEN_BYTES => {
             Err(ApiError::InvalidToken(tollgate_core::Error::TooLarge))

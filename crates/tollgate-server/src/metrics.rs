@@ -30,6 +30,8 @@ pub(crate) const STALE_REFUSALS: &str = "tollgate_stale_refusals_total";
 /// Refresh tokens presented again within the reuse grace (answered with
 /// the same successor).
 pub(crate) const REFRESH_RETRY: &str = "tollgate_refresh_retry_total";
+/// Usage events received, by `outcome` (`accepted`, `duplicate`).
+pub(crate) const USAGE_EVENTS: &str = "tollgate_usage_events_total";
 /// 1 while the store answers, 0 while this instance knows it down
 /// (issue 16).
 pub(crate) const STORE_UP: &str = "tollgate_store_up";

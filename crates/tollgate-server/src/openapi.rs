@@ -12,7 +12,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{admin, auth, discovery, feed, oauth, ops};
+use crate::routes::{admin, auth, discovery, feed, oauth, ops, usage};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -27,6 +27,7 @@ use crate::routes::{admin, auth, discovery, feed, oauth, ops};
         admin::revoke_user, admin::create_client, admin::list_clients, admin::get_client,
         admin::list_keys, admin::rotate_keys,
         feed::page, feed::stream,
+        usage::record, usage::report, usage::own,
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,
     ),
     modifiers(&Security, &SharedAnswers),
@@ -110,7 +111,10 @@ fn add_shared_answers(path: &str, operation: &mut Operation) {
     }
     if uses_bearer(operation) {
         answers.extend_from_slice(BEARER_ANSWERS);
-        if path.starts_with("/v1/admin/") || path.starts_with("/v1/revocations") {
+        if path.starts_with("/v1/admin/")
+            || path.starts_with("/v1/revocations")
+            || path.starts_with("/v1/usage")
+        {
             answers.push(ROLE_ANSWER);
         }
     }

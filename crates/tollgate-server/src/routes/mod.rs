@@ -13,6 +13,7 @@ pub(crate) mod discovery;
 pub(crate) mod feed;
 pub(crate) mod oauth;
 pub(crate) mod ops;
+pub(crate) mod usage;
 
 use std::any::Any;
 use std::time::Duration;
@@ -61,6 +62,15 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/admin/clients/{id}", get(admin::get_client))
         .route("/v1/admin/keys", get(admin::list_keys))
         .route("/v1/admin/keys/rotate", post(admin::rotate_keys))
+        .route("/v1/auth/usage", get(usage::own))
+        .route("/v1/usage", get(usage::report))
+        .route(
+            "/v1/usage/events",
+            // A full batch is larger than the other routes' bodies.
+            post(usage::record).layer(DefaultBodyLimit::max(
+                tollgate_core::wire::MAX_USAGE_BODY_BYTES,
+            )),
+        )
         .route("/v1/revocations", get(feed::page))
         .route("/v1/revocations/stream", get(feed::stream))
         .route_layer(middleware::from_fn(no_store));

@@ -22,3 +22,4 @@ mod refresh;
 mod revocation;
 mod scaled;
 mod stale;
+mod usage;
