@@ -23,6 +23,7 @@ pub mod mint;
 pub mod serve;
 pub mod settings;
 pub mod token;
+pub mod usage;
 pub mod user;
 
 use std::io::{self, Write};
@@ -63,6 +64,9 @@ pub enum Command {
     /// Compare what services trust with the token service.
     #[command(subcommand)]
     Consistency(consistency::ConsistencyCommand),
+    /// Report recorded usage (tool calls) from the store: the billing export.
+    #[command(subcommand)]
+    Usage(usage::UsageCommand),
 }
 
 impl Command {
@@ -76,6 +80,7 @@ impl Command {
             Command::Client(command) => command.run(),
             Command::Keys(command) => command.run(),
             Command::Consistency(command) => command.run(),
+            Command::Usage(command) => command.run(),
         }
     }
 }

@@ -262,3 +262,186 @@ fn minted_tokens_validate_against_the_local_store_and_mint_refuses_strict_enviro
     assert_eq!(fresh.code, 2);
     assert!(fresh.stderr.contains("--jwks"), "{}", fresh.stderr);
 }
+
+/// Records usage straight into the store the CLI reads (the server would
+/// after `POST /v1/usage/events`).
+fn record_usage(data: &Data, events: Vec<tollgate_store::UsageEvent>) {
+    let url = data.url();
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(async move {
+            let store = tollgate_store::open_store(&url).await.unwrap();
+            let now = events.iter().map(|e| e.at).max().unwrap();
+            let recorded = store.record_usage(&events, now).await.unwrap();
+            assert!(
+                matches!(recorded, tollgate_store::UsageRecorded::Stored { .. }),
+                "{recorded:?}"
+            );
+        });
+}
+
+#[test]
+fn usage_report_exports_calls_per_user_and_tool_as_text_json_and_csv() {
+    let data = Data::new();
+    let ann = data.run(&["user", "add", "ann@example.com", "--json"]);
+    let ann: serde_json::Value = serde_json::from_str(ann.stdout.trim()).unwrap();
+    let ann = ann["user_id"].as_str().unwrap().to_owned();
+    let bob = data.run(&["user", "add", "bob@example.com", "--json"]);
+    let bob: serde_json::Value = serde_json::from_str(bob.stdout.trim()).unwrap();
+    let bob = bob["user_id"].as_str().unwrap().to_owned();
+    // 2026-12-01T10:00:00Z and an hour later; one call on 2026-12-02.
+    let ten = 1_796_083_200 + 10 * 3600;
+    let event = |seq: u64, user: &str, tool: &str, at: u64| tollgate_store::UsageEvent {
+        service: "chat-backend".into(),
+        instance: "i-1".into(),
+        seq,
+        user: user.into(),
+        tool: tool.into(),
+        plan: "free".into(),
+        at,
+    };
+    record_usage(
+        &data,
+        vec![
+            event(1, &ann, "search", ten),
+            event(2, &ann, "search", ten + 3600),
+            event(3, &ann, "calculator", ten + 60),
+            event(4, &bob, "search", ten + 120),
+            event(5, &bob, "search", ten + 86_400),
+        ],
+    );
+
+    let text = data.run(&[
+        "usage",
+        "report",
+        "--from",
+        "2026-12-01",
+        "--to",
+        "2026-12-02",
+    ]);
+    let mut expected = vec![
+        format!("{ann}  calculator  1"),
+        format!("{ann}  search  2"),
+        format!("{bob}  search  1"),
+    ];
+    expected.sort();
+    expected.push("total 4".into());
+    assert_eq!(text.stdout.lines().collect::<Vec<_>>(), expected);
+
+    let json = data.run(&[
+        "usage",
+        "report",
+        "--from",
+        "2026-12-01T00:00:00Z",
+        "--to",
+        "2026-12-03",
+        "--user",
+        "bob@example.com",
+        "--group-by",
+        "day",
+        "--json",
+    ]);
+    let report: serde_json::Value = serde_json::from_str(json.stdout.trim()).unwrap();
+    assert_eq!(report["user"], bob.as_str());
+    assert_eq!(report["group_by"], "day");
+    assert_eq!(report["total"], 2);
+    assert_eq!(
+        report["rows"],
+        serde_json::json!([{"key": "2026-12-01", "calls": 1}, {"key": "2026-12-02", "calls": 1}])
+    );
+
+    // Only 10:00–11:00 (the hour `to` falls in is counted whole).
+    let csv = data.run(&[
+        "usage",
+        "report",
+        "--from",
+        &ten.to_string(),
+        "--to",
+        "2026-12-01T10:30:00Z",
+        "--user",
+        &ann,
+        "--csv",
+    ]);
+    assert_eq!(
+        csv.stdout,
+        format!("user,key,calls\n{ann},calculator,1\n{ann},search,1\n")
+    );
+
+    let empty = data.run(&[
+        "usage",
+        "report",
+        "--from",
+        "2020-01-01",
+        "--to",
+        "2020-01-02",
+        "--csv",
+    ]);
+    assert_eq!(empty.stdout, "user,key,calls\n");
+
+    for (args, needle) in [
+        (
+            vec![
+                "usage",
+                "report",
+                "--from",
+                "yesterday",
+                "--to",
+                "2026-12-02",
+            ],
+            "--from \"yesterday\" is not Unix seconds",
+        ),
+        (
+            vec![
+                "usage",
+                "report",
+                "--from",
+                "2026-12-02",
+                "--to",
+                "2026-13-40",
+            ],
+            "--to",
+        ),
+        (
+            vec![
+                "usage",
+                "report",
+                "--from",
+                "2026-12-02",
+                "--to",
+                "2026-12-01",
+            ],
+            "--from must be before --to",
+        ),
+        (
+            vec![
+                "usage",
+                "report",
+                "--from",
+                "2026-12-01",
+                "--to",
+                "2026-12-02",
+                "--user",
+                "nobody@example.com",
+            ],
+            "no user nobody@example.com",
+        ),
+        (
+            vec![
+                "usage",
+                "report",
+                "--from",
+                "2026-12-01",
+                "--to",
+                "2026-12-02",
+                "--json",
+                "--csv",
+            ],
+            "cannot be used with",
+        ),
+        (vec!["usage", "report", "--to", "2026-12-02"], "--from"),
+    ] {
+        let run = data.tollgate(&args).run();
+        assert_eq!(run.code, 2, "{args:?}: {run:?}");
+        assert!(run.stderr.contains(needle), "{args:?}: {}", run.stderr);
+    }
+}
