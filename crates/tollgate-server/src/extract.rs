@@ -24,7 +24,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use base64::Engine;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
-use tollgate_core::{Claims, Expect, MAX_TOKEN_BYTES, opaque, secret};
+use tollgate_core::{Claims, Expect, MAX_TOKEN_BYTES};
 use tollgate_store::ClientRecord;
 
 use crate::state::AppState;
@@ -363,8 +363,8 @@ fn basic_credentials(encoded: &str) -> Result<Presented, ApiError> {
 /// - `Ok(None)`: no credentials were presented (a public client, or none);
 /// - `Ok(Some(client))`: the secret is the client's;
 /// - `invalid_request` when both methods are used at once; `invalid_client`
-///   for an unknown client or a wrong secret (indistinguishable, and
-///   compared by digest in constant time).
+///   for an unknown client or a wrong secret (indistinguishable: both are
+///   answered after the same work, see [`crate::clients`]).
 pub(crate) async fn authenticate_client(
     state: &AppState,
     headers: &HeaderMap,
@@ -402,26 +402,20 @@ pub(crate) async fn authenticate_client(
         },
         (None, None) => return Ok(None),
     };
-    let digest = opaque::digest(presented.secret.as_bytes());
-    let record = if input::client_id(&presented.id).is_ok() {
-        state
-            .clients
-            .find(state.store.as_ref(), &presented.id, state.now())
-            .await?
-    } else {
-        None
-    };
-    // Compare against something even for unknown clients, so the time
-    // taken does not say whether the id exists.
-    let stored = record
-        .as_ref()
-        .map(|c| c.secret_digest.as_str())
-        .unwrap_or("0000000000000000000000000000000000000000000000000000000000000000");
-    let matches = secret::ct_eq(digest.as_bytes(), stored.as_bytes());
-    match record {
-        Some(client) if matches => Ok(Some(client)),
-        _ => Err(ApiError::InvalidClient),
-    }
+    // An unknown id costs what a known one with a wrong secret does: its
+    // absence is cached like a record, and the secret is digested and
+    // compared against a dummy digest (`ClientCache::authenticate`).
+    state
+        .clients
+        .authenticate(
+            state.store.as_ref(),
+            &presented.id,
+            presented.secret.as_bytes(),
+            state.now(),
+        )
+        .await?
+        .map(Some)
+        .ok_or(ApiError::InvalidClient)
 }
 
 #[cfg(test)]

@@ -197,6 +197,9 @@ pub(crate) async fn create_client(
         state.now(),
     )
     .await?;
+    // An attempt with this id may have been answered "unknown" and kept
+    // (other instances see the client within `clients::TTL`).
+    state.clients.forget(&record.client_id);
     let secret = secret.expose_str().ok_or(ApiError::Internal)?.to_owned();
     tracing::info!(client_id = %record.client_id, by = %admin.sub, "client registered");
     Ok((
