@@ -25,6 +25,7 @@
 )]
 
 pub mod accounts;
+mod audit;
 mod bootstrap;
 mod clients;
 pub mod clock;
@@ -61,6 +62,7 @@ use tollgate_core::config::Config;
 use tollgate_core::plans::Plans;
 use tollgate_store::{Store, StoreError};
 
+pub use audit::AuditFlush;
 pub use clock::Clock;
 pub use error::ApiError;
 pub use tokens::{FIRST_PARTY_CLIENT, USER_SCOPES};
@@ -303,6 +305,7 @@ impl ServerBuilder {
             }
         };
         let (stop, shutdown) = watch::channel(false);
+        let (audit, audit_writer) = audit::Auditor::new(clock.clone());
         let rate = config.introspections_per_client;
         let account_failures = failures("account", config.login_failures_per_account);
         let account_global_failures =
@@ -328,12 +331,14 @@ impl ServerBuilder {
             clients: ClientCache::default(),
             metrics: metrics::handle(),
             shutdown,
+            audit,
             options,
         });
         Ok(Server {
             listener,
             state,
             stop,
+            audit_writer,
         })
     }
 }
@@ -359,6 +364,7 @@ pub struct Server {
     listener: TcpListener,
     state: AppState,
     stop: watch::Sender<bool>,
+    audit_writer: audit::Writer,
 }
 
 impl Server {
@@ -383,8 +389,14 @@ impl Server {
         Ok(self.listener.local_addr()?)
     }
 
+    /// Waits until the audit events recorded so far are written (tests).
+    pub fn audit_flush(&self) -> AuditFlush {
+        self.state.audit.flusher()
+    }
+
     /// Serves until `shutdown` resolves, then stops accepting, ends the
-    /// revocation streams, and waits for in-flight requests to finish.
+    /// revocation streams, waits for in-flight requests to finish, and
+    /// writes the audit events still queued.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -393,7 +405,20 @@ impl Server {
             listener,
             state,
             stop,
+            audit_writer,
         } = self;
+        let (audit_stop, audit_stopped) = tokio::sync::oneshot::channel::<()>();
+        let writer = tokio::spawn(audit_writer.run(state.store.clone(), async move {
+            let _ = audit_stopped.await;
+        }));
+        state
+            .audit
+            .record(
+                &audit::Origin::system(),
+                audit::Actor::system(),
+                routes::discovery::config_event(&state),
+            )
+            .await;
         let background = [
             tokio::spawn(pump_loop(state.clone())),
             tokio::spawn(health::probe_loop(state.clone())),
@@ -422,6 +447,12 @@ impl Server {
         let _ = stop.send(true);
         for task in background {
             task.abort();
+        }
+        // Every request has finished: write what they recorded, bounded.
+        let _ = audit_stop.send(());
+        let bound = Duration::from_secs(state.config.store_timeout.saturating_mul(2).max(1));
+        if tokio::time::timeout(bound, writer).await.is_err() {
+            tracing::error!("writing the last audit events timed out; they are lost");
         }
         Ok(())
     }

@@ -47,6 +47,16 @@ pub(crate) const NOTICES_SENT: &str = "tollgate_redis_notices_sent_total";
 /// Notices received from other instances through Redis, by `kind`.
 pub(crate) const NOTICES_RECEIVED: &str = "tollgate_redis_notices_received_total";
 
+/// Audit events written to the store.
+pub(crate) const AUDIT_WRITTEN: &str = "tollgate_audit_events_written_total";
+/// Audit events that found the queue full (the request waited for room).
+pub(crate) const AUDIT_QUEUE_FULL: &str = "tollgate_audit_queue_full_total";
+/// Audit events lost (the queue stayed full, or the store failed at
+/// shutdown); each is also logged at error level.
+pub(crate) const AUDIT_DROPPED: &str = "tollgate_audit_dropped_total";
+/// Failed appends of an audit batch (retried with back-off).
+pub(crate) const AUDIT_WRITE_FAILURES: &str = "tollgate_audit_write_failures_total";
+
 /// The process-wide Prometheus handle.
 pub(crate) fn handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();

@@ -25,7 +25,7 @@ use crate::routes::{admin, auth, discovery, feed, oauth, ops, usage};
         auth::sessions, auth::end_session,
         admin::create_user, admin::get_user, admin::list_users, admin::update_user,
         admin::revoke_user, admin::create_client, admin::list_clients, admin::get_client,
-        admin::list_keys, admin::rotate_keys,
+        admin::list_keys, admin::rotate_keys, admin::audit,
         feed::page, feed::stream,
         usage::record, usage::report, usage::own,
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,

@@ -69,6 +69,8 @@ pub(crate) struct Shared {
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// Flips to `true` when the server begins shutting down (ends SSE streams).
     pub shutdown: watch::Receiver<bool>,
+    /// The audit trail's recorder ([`crate::audit`]).
+    pub audit: crate::audit::Auditor,
     /// Options that are not part of the configuration.
     pub options: crate::Options,
 }

@@ -285,6 +285,7 @@ impl TestServerBuilder {
             .bind()
             .await
             .unwrap_or_else(|error| panic!("starting the test server: {error}"));
+        let audit = server.audit_flush();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async move {
             let _ = stopped.await;
@@ -300,6 +301,7 @@ impl TestServerBuilder {
             admin_password,
             stop: Some(stop),
             task: Some(task),
+            audit,
         }
     }
 }
@@ -335,6 +337,7 @@ pub struct TestServer {
     admin_password: String,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), ServerError>>>,
+    audit: crate::AuditFlush,
 }
 
 impl TestServer {
@@ -391,6 +394,12 @@ impl TestServer {
             key_reload_interval: None,
             backend: self.backend.clone(),
         }
+    }
+
+    /// Waits until every audit event the server recorded so far is in the
+    /// store (the server writes them from a queue, in the background).
+    pub async fn flush_audit(&self) {
+        self.audit.flush().await;
     }
 
     /// The bound address.

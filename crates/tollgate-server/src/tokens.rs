@@ -17,8 +17,10 @@ use tollgate_core::wire::TokenResponse;
 use tollgate_core::{Secret, UnixTime};
 use tollgate_store::{ClientRecord, NewRefresh, Rotation, SessionRecord, UserRecord};
 
+use crate::audit::{Actor, Origin};
 use crate::state::AppState;
 use crate::{ApiError, input, metrics};
+use tollgate_core::audit::AuditEvent;
 
 /// The first-party public client: sessions from `/v1/auth/login` belong to it.
 pub const FIRST_PARTY_CLIENT: &str = "tollgate";
@@ -73,7 +75,7 @@ fn mint_user(
     session: &SessionRecord,
     scope: &str,
     now: UnixTime,
-) -> Result<(String, u64), ApiError> {
+) -> Result<(String, u64, String), ApiError> {
     let permissions = match state.plans.find(&user.plan) {
         Some(plan) => plan.permissions(),
         None => {
@@ -92,15 +94,16 @@ fn mint_user(
         scope: scope.to_owned(),
     };
     let ttl = state.config.access_token_ttl;
-    let (token, _) = state.key_set().minter.user(grant, now, ttl)?;
+    let (token, claims) = state.key_set().minter.user(grant, now, ttl)?;
     ::metrics::counter!(metrics::ISSUED, "type" => "access").increment(1);
-    Ok((token, ttl))
+    Ok((token, ttl, claims.jti))
 }
 
 /// Starts a session for `user` (already authenticated) and issues its
-/// first access and refresh tokens.
+/// first access and refresh tokens; records `login.succeeded`.
 pub(crate) async fn start_session(
     state: &AppState,
+    origin: &Origin,
     user: &UserRecord,
 ) -> Result<TokenResponse, ApiError> {
     let now = state.now();
@@ -118,8 +121,19 @@ pub(crate) async fn start_session(
     let (refresh, stored) = new_refresh(now, expires_at)?;
     state.store.create_session(session.clone(), stored).await?;
     ::metrics::counter!(metrics::ISSUED, "type" => "refresh").increment(1);
-    let (access, ttl) = mint_user(state, user, &session, &session.scope, now)?;
+    let (access, ttl, _) = mint_user(state, user, &session, &session.scope, now)?;
     tracing::info!(sub = %user.id, sid = %session.sid, "session started");
+    state
+        .audit
+        .record(
+            origin,
+            Actor::user(&user.id),
+            AuditEvent::LoginSucceeded {
+                user_id: user.id.clone(),
+                sid: session.sid.clone(),
+            },
+        )
+        .await;
     Ok(TokenResponse {
         access_token: access,
         token_type: "Bearer".to_owned(),
@@ -130,9 +144,11 @@ pub(crate) async fn start_session(
 }
 
 /// Rotates `presented` for `client_id`, optionally narrowing the scope of
-/// the new access token (the session keeps its scope).
+/// the new access token (the session keeps its scope). Records
+/// `token.refreshed`, or `token.refresh_reuse` when a used token comes back.
 pub(crate) async fn refresh(
     state: &AppState,
+    origin: &Origin,
     presented: &str,
     client_id: &str,
     scope: Option<&str>,
@@ -185,7 +201,8 @@ pub(crate) async fn refresh(
     match outcome {
         Rotation::Rotated { session, user } => {
             ::metrics::counter!(metrics::ISSUED, "type" => "refresh").increment(1);
-            let (access, ttl) = mint_user(state, &user, &session, &scope, now)?;
+            let (access, ttl, jti) = mint_user(state, &user, &session, &scope, now)?;
+            record_refresh(state, origin, &session, false, jti).await;
             Ok(TokenResponse {
                 access_token: access,
                 token_type: "Bearer".to_owned(),
@@ -209,7 +226,8 @@ pub(crate) async fn refresh(
             );
             ::metrics::counter!(metrics::REFRESH_RETRY).increment(1);
             let successor = opaque::successor(presented, &salt);
-            let (access, ttl) = mint_user(state, &user, &session, &scope, now)?;
+            let (access, ttl, jti) = mint_user(state, &user, &session, &scope, now)?;
+            record_refresh(state, origin, &session, true, jti).await;
             Ok(TokenResponse {
                 access_token: access,
                 token_type: "Bearer".to_owned(),
@@ -226,17 +244,52 @@ pub(crate) async fn refresh(
             );
             ::metrics::counter!(metrics::REFRESH_REUSE).increment(1);
             state.revoked(std::slice::from_ref(&event));
+            state
+                .audit
+                .record(
+                    origin,
+                    Actor::anonymous(),
+                    AuditEvent::RefreshReuse {
+                        sid: event.value.clone(),
+                        token_fingerprint: tollgate_core::token_fingerprint(presented),
+                    },
+                )
+                .await;
             Err(ApiError::InvalidGrant)
         }
         Rotation::Invalid => Err(ApiError::InvalidGrant),
     }
 }
 
-/// A service token for an authenticated client. `scope` is the requested
+async fn record_refresh(
+    state: &AppState,
+    origin: &Origin,
+    session: &SessionRecord,
+    retried: bool,
+    jti: String,
+) {
+    state
+        .audit
+        .record(
+            origin,
+            Actor::user(&session.user_id),
+            AuditEvent::Refreshed {
+                user_id: session.user_id.clone(),
+                sid: session.sid.clone(),
+                client_id: session.client_id.clone(),
+                retried,
+                jti,
+            },
+        )
+        .await;
+}
+
+/// A service token for an authenticated client; records `token.issued`. `scope` is the requested
 /// scope parameter: it must be within the client's scopes; absent means all
 /// of them.
-pub(crate) fn service_token(
+pub(crate) async fn service_token(
     state: &AppState,
+    origin: &Origin,
     client: &ClientRecord,
     scope: Option<&str>,
 ) -> Result<TokenResponse, ApiError> {
@@ -257,8 +310,22 @@ pub(crate) fn service_token(
         client_id: client.client_id.clone(),
         scope: scope.clone(),
     };
-    let (token, _) = state.key_set().minter.service(grant, now, ttl)?;
+    let (token, claims) = state.key_set().minter.service(grant, now, ttl)?;
     ::metrics::counter!(metrics::ISSUED, "type" => "service").increment(1);
+    state
+        .audit
+        .record(
+            origin,
+            Actor::client(&client.client_id),
+            AuditEvent::TokenIssued {
+                grant: "client_credentials",
+                client_id: client.client_id.clone(),
+                subject: claims.sub,
+                jti: claims.jti,
+                scope: scope.clone(),
+            },
+        )
+        .await;
     Ok(TokenResponse {
         access_token: token,
         token_type: "Bearer".to_owned(),

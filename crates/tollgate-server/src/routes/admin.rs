@@ -9,16 +9,18 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use tollgate_core::wire::{
-    Client, ClientCreated, ClientList, CreateClient, CreateUser, ErrorBody, KeyList, Rotated,
-    UpdateUser, User, UserList,
+    AuditPage, AuditRecord, Client, ClientCreated, ClientList, CreateClient, CreateUser, ErrorBody,
+    KeyList, Rotated, UpdateUser, User, UserList,
 };
-use tollgate_store::{ClientRecord, UserRecord, UserUpdate};
+use tollgate_store::{AuditFilter, AuditRow, ClientRecord, UserRecord, UserUpdate};
 
 use crate::ApiError;
 use crate::accounts;
+use crate::audit::{Actor, Origin};
 use crate::extract::{AdminAuth, Json, PathId, RawQuery};
 use crate::routes::auth::new_user;
 use crate::state::AppState;
+use tollgate_core::audit::AuditEvent;
 
 fn user_view(user: UserRecord) -> User {
     User {
@@ -37,6 +39,7 @@ fn user_view(user: UserRecord) -> User {
               (status = 403, body = ErrorBody), (status = 409, description = "email_taken", body = ErrorBody)))]
 pub(crate) async fn create_user(
     State(state): State<AppState>,
+    origin: Origin,
     AdminAuth(admin): AdminAuth,
     Json(body): Json<CreateUser>,
 ) -> Result<(StatusCode, axum::Json<User>), ApiError> {
@@ -49,6 +52,18 @@ pub(crate) async fn create_user(
     )?;
     let user = new_user(&state, user, body.password).await?;
     tracing::info!(sub = %user.id, by = %admin.sub, "user created");
+    state
+        .audit
+        .record(
+            &origin,
+            Actor::of(&admin),
+            AuditEvent::UserCreated {
+                user_id: user.id.clone(),
+                plan: user.plan.clone(),
+                roles: user.roles.clone(),
+            },
+        )
+        .await;
     Ok((StatusCode::CREATED, axum::Json(user_view(user))))
 }
 
@@ -97,6 +112,7 @@ pub(crate) async fn list_users(
               (status = 503, description = "the store is down; repeat the call", body = ErrorBody)))]
 pub(crate) async fn update_user(
     State(state): State<AppState>,
+    origin: Origin,
     AdminAuth(admin): AdminAuth,
     PathId(id): PathId,
     Json(body): Json<UpdateUser>,
@@ -106,18 +122,39 @@ pub(crate) async fn update_user(
         roles: body.roles.map(accounts::check_roles).transpose()?,
         disabled: body.disabled,
     };
+    let changes = AuditEvent::UserUpdated {
+        user_id: id.clone(),
+        plan: update.plan.clone(),
+        roles: update.roles.clone(),
+        disabled: update.disabled,
+    };
     refuse_losing_the_last_admin(&state, &id, &update).await?;
     let user = state
         .store
         .update_user(&id, update)
         .await?
         .ok_or(ApiError::NotFound)?;
+    state
+        .audit
+        .record(&origin, Actor::of(&admin), changes)
+        .await;
     if body.disabled == Some(true) {
         // The user can no longer log in or refresh; this kills the tokens
         // already out. If it fails the answer is 503 and repeating the
         // PATCH finishes the job.
         state.revoke_subject(&user.id).await?;
         tracing::info!(sub = %user.id, by = %admin.sub, "user disabled; every token revoked");
+        state
+            .audit
+            .record(
+                &origin,
+                Actor::of(&admin),
+                AuditEvent::Revoked {
+                    kind: "user",
+                    value: user.id.clone(),
+                },
+            )
+            .await;
     } else {
         tracing::info!(sub = %user.id, by = %admin.sub, "user updated");
     }
@@ -168,6 +205,7 @@ async fn refuse_losing_the_last_admin(
               (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub(crate) async fn revoke_user(
     State(state): State<AppState>,
+    origin: Origin,
     AdminAuth(admin): AdminAuth,
     PathId(id): PathId,
 ) -> Result<StatusCode, ApiError> {
@@ -178,6 +216,17 @@ pub(crate) async fn revoke_user(
         .ok_or(ApiError::NotFound)?;
     state.revoke_subject(&user.id).await?;
     tracing::info!(sub = %user.id, by = %admin.sub, "every token of the user revoked");
+    state
+        .audit
+        .record(
+            &origin,
+            Actor::of(&admin),
+            AuditEvent::Revoked {
+                kind: "user",
+                value: user.id.clone(),
+            },
+        )
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -187,6 +236,7 @@ pub(crate) async fn revoke_user(
               (status = 400, body = ErrorBody), (status = 409, description = "client_id_taken", body = ErrorBody)))]
 pub(crate) async fn create_client(
     State(state): State<AppState>,
+    origin: Origin,
     AdminAuth(admin): AdminAuth,
     Json(body): Json<CreateClient>,
 ) -> Result<(StatusCode, axum::Json<ClientCreated>), ApiError> {
@@ -202,6 +252,17 @@ pub(crate) async fn create_client(
     state.clients.forget(&record.client_id);
     let secret = secret.expose_str().ok_or(ApiError::Internal)?.to_owned();
     tracing::info!(client_id = %record.client_id, by = %admin.sub, "client registered");
+    state
+        .audit
+        .record(
+            &origin,
+            Actor::of(&admin),
+            AuditEvent::ClientCreated {
+                client_id: record.client_id.clone(),
+                scopes: record.scopes.clone(),
+            },
+        )
+        .await;
     Ok((
         StatusCode::CREATED,
         axum::Json(ClientCreated {
@@ -264,6 +325,7 @@ pub(crate) async fn list_keys(State(state): State<AppState>, _: AdminAuth) -> ax
               (status = 503, body = ErrorBody)))]
 pub(crate) async fn rotate_keys(
     State(state): State<AppState>,
+    origin: Origin,
     AdminAuth(admin): AdminAuth,
 ) -> Result<axum::Json<Rotated>, ApiError> {
     let kid = state.keys.rotate(state.now()).await?;
@@ -273,5 +335,86 @@ pub(crate) async fn rotate_keys(
     state.announce(crate::fanout::Notice::Keys);
     state.announce(crate::fanout::Notice::Revocations);
     tracing::info!(kid, by = %admin.sub, "keys rotated through the API");
+    state
+        .audit
+        .record(
+            &origin,
+            Actor::of(&admin),
+            AuditEvent::KeysRotated { kid: kid.clone() },
+        )
+        .await;
     Ok(axum::Json(Rotated { kid }))
+}
+
+/// Largest page of `GET /v1/admin/audit`.
+const AUDIT_PAGE_MAX: u64 = 1000;
+
+/// `GET /v1/admin/audit?after=CURSOR&type=…&subject=…&limit=N`: the audit
+/// trail, oldest first (docs/audit.md). Events recorded in the last moment
+/// may still be in this instance's queue.
+#[utoipa::path(get, path = "/v1/admin/audit", tag = "admin", security(("bearer" = [])),
+    params(("after" = Option<u64>, Query, description = "Cursor of the last event seen (0, the default, is the start)"),
+           ("type" = Option<String>, Query, description = "Only events of this type, e.g. `login.failed`"),
+           ("subject" = Option<String>, Query, description = "Only events about this subject (a user id, session id, client id, kid…)"),
+           ("limit" = Option<u32>, Query, description = "Page size, 1–1000 (default 100)")),
+    responses((status = 200, body = AuditPage),
+              (status = 400, description = "invalid_request: a malformed, repeated or non-numeric parameter", body = ErrorBody),
+              (status = 503, description = "the store is down, or the revocation view is stale", body = ErrorBody)))]
+pub(crate) async fn audit(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    query: RawQuery,
+) -> Result<axum::Json<AuditPage>, ApiError> {
+    let query = query.parse()?;
+    let after = query.number("after")?.unwrap_or(0);
+    let limit = query
+        .number("limit")?
+        .unwrap_or(100)
+        .clamp(1, AUDIT_PAGE_MAX) as u32;
+    let filter = AuditFilter {
+        kind: audit_filter(&query, "type")?,
+        subject: audit_filter(&query, "subject")?,
+    };
+    let rows = state.store.audit_after(after, filter, limit).await?;
+    let next_cursor = rows.last().map_or(after, |row| row.cursor);
+    Ok(axum::Json(AuditPage {
+        events: rows.into_iter().map(audit_record).collect(),
+        next_cursor,
+    }))
+}
+
+/// A filter value: at most 256 visible characters (what a stored type or
+/// subject can be), else `invalid_request`.
+fn audit_filter<'q>(
+    query: &'q crate::extract::Query,
+    name: &'static str,
+) -> Result<Option<&'q str>, ApiError> {
+    match query.get(name) {
+        Some(value) if value.len() > 256 || value.chars().any(char::is_control) => {
+            Err(ApiError::InvalidRequest(std::borrow::Cow::Owned(format!(
+                "the `{name}` parameter is too long or has control characters"
+            ))))
+        }
+        value => Ok(value),
+    }
+}
+
+/// The wire form of a stored event.
+pub(crate) fn audit_record(row: AuditRow) -> AuditRecord {
+    let details = serde_json::from_str(&row.event.details)
+        .unwrap_or_else(|_| serde_json::Value::String(row.event.details.clone()));
+    AuditRecord {
+        cursor: row.cursor,
+        chain: row.chain,
+        seq: row.seq,
+        at: row.event.at,
+        kind: row.event.kind,
+        actor: row.event.actor,
+        subject: row.event.subject,
+        address: row.event.address,
+        request_id: row.event.request_id,
+        details,
+        prev_hash: row.prev_hash,
+        hash: row.hash,
+    }
 }

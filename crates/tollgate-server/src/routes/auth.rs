@@ -18,10 +18,12 @@ use tollgate_core::wire::{
 use tollgate_store::UserRecord;
 
 use crate::accounts::{self, NewUser};
+use crate::audit::{Actor, Origin};
 use crate::extract::{Json, PathId, Peer, UserAuth};
 use crate::state::AppState;
 use crate::tokens::{self, FIRST_PARTY_CLIENT};
 use crate::{ApiError, input, metrics};
+use tollgate_core::audit::{AuditEvent, LoginFailure};
 
 /// `POST /v1/auth/register`.
 #[utoipa::path(post, path = "/v1/auth/register", tag = "auth", request_body = Credentials,
@@ -32,6 +34,7 @@ use crate::{ApiError, input, metrics};
               (status = 503, description = "overloaded or the store is down", body = ErrorBody)))]
 pub(crate) async fn register(
     State(state): State<AppState>,
+    origin: Origin,
     Peer(peer): Peer,
     Json(body): Json<Credentials>,
 ) -> Result<(StatusCode, axum::Json<Registered>), ApiError> {
@@ -52,6 +55,16 @@ pub(crate) async fn register(
     let registered = match new_user(&state, user, body.password).await {
         Ok(user) => {
             tracing::info!(sub = %user.id, "user registered");
+            state
+                .audit
+                .record(
+                    &origin,
+                    Actor::anonymous(),
+                    AuditEvent::Registered {
+                        user_id: user.id.clone(),
+                    },
+                )
+                .await;
             Registered {
                 user_id: user.id,
                 email: user.email,
@@ -101,6 +114,7 @@ pub(crate) async fn new_user(
               (status = 503, description = "overloaded, with Retry-After", body = ErrorBody)))]
 pub(crate) async fn login(
     State(state): State<AppState>,
+    origin: Origin,
     Peer(peer): Peer,
     Json(body): Json<Credentials>,
 ) -> Result<axum::Json<TokenResponse>, ApiError> {
@@ -135,6 +149,17 @@ pub(crate) async fn login(
         .max();
     if let Some(retry_after) = wait {
         tracing::info!(client = %address, retry_after, "login refused: too many failed attempts");
+        state
+            .audit
+            .record(
+                &origin,
+                Actor::anonymous(),
+                AuditEvent::LoginLocked {
+                    email_fingerprint: tollgate_core::token_fingerprint(&body.email),
+                    retry_after,
+                },
+            )
+            .await;
         return Err(ApiError::TooManyAttempts { retry_after });
     }
     let user = if email.is_empty() {
@@ -149,7 +174,12 @@ pub(crate) async fn login(
         .await?;
     let user = match user {
         Some(user) if verified.matched && !user.disabled => user,
-        _ => {
+        user => {
+            let (user_id, reason) = match user {
+                None => (None, LoginFailure::UnknownAccount),
+                Some(user) if !verified.matched => (Some(user.id), LoginFailure::WrongPassword),
+                Some(user) => (Some(user.id), LoginFailure::Disabled),
+            };
             let now = state.now();
             tokio::join!(
                 state.account_failures.fail(&account, now),
@@ -158,6 +188,18 @@ pub(crate) async fn login(
             );
             tracing::info!(client = %address, "login failed");
             ::metrics::counter!(metrics::LOGIN_FAILURES).increment(1);
+            state
+                .audit
+                .record(
+                    &origin,
+                    Actor::anonymous(),
+                    AuditEvent::LoginFailed {
+                        user_id,
+                        email_fingerprint: tollgate_core::token_fingerprint(&body.email),
+                        reason,
+                    },
+                )
+                .await;
             return Err(ApiError::InvalidCredentials);
         }
     };
@@ -168,7 +210,9 @@ pub(crate) async fn login(
             tracing::warn!(sub = %user.id, error = %error, "storing a re-hashed password failed");
         }
     }
-    Ok(axum::Json(tokens::start_session(&state, &user).await?))
+    Ok(axum::Json(
+        tokens::start_session(&state, &origin, &user).await?,
+    ))
 }
 
 /// `POST /v1/auth/refresh`.
@@ -177,9 +221,17 @@ pub(crate) async fn login(
               (status = 400, description = "invalid_grant (unknown, expired, used: the session is revoked)", body = ErrorBody)))]
 pub(crate) async fn refresh(
     State(state): State<AppState>,
+    origin: Origin,
     Json(body): Json<RefreshRequest>,
 ) -> Result<axum::Json<TokenResponse>, ApiError> {
-    let answer = tokens::refresh(&state, &body.refresh_token, FIRST_PARTY_CLIENT, None).await?;
+    let answer = tokens::refresh(
+        &state,
+        &origin,
+        &body.refresh_token,
+        FIRST_PARTY_CLIENT,
+        None,
+    )
+    .await?;
     Ok(axum::Json(answer))
 }
 
@@ -189,11 +241,23 @@ pub(crate) async fn refresh(
               (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub(crate) async fn logout(
     State(state): State<AppState>,
+    origin: Origin,
     UserAuth(claims): UserAuth,
 ) -> Result<StatusCode, ApiError> {
     if let Some(sid) = &claims.sid {
         state.end_session(sid).await?;
         tracing::info!(sub = %claims.sub, sid = %sid, "logged out");
+        state
+            .audit
+            .record(
+                &origin,
+                Actor::of(&claims),
+                AuditEvent::Logout {
+                    user_id: claims.sub.clone(),
+                    sid: sid.clone(),
+                },
+            )
+            .await;
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -243,6 +307,7 @@ pub(crate) async fn sessions(
               (status = 404, description = "No such session of the caller's", body = ErrorBody)))]
 pub(crate) async fn end_session(
     State(state): State<AppState>,
+    origin: Origin,
     UserAuth(claims): UserAuth,
     PathId(sid): PathId,
 ) -> Result<StatusCode, ApiError> {
@@ -251,6 +316,17 @@ pub(crate) async fn end_session(
         Some(session) if session.user_id == claims.sub => {
             state.end_session(&sid).await?;
             tracing::info!(sub = %claims.sub, sid = %sid, "session ended by its user");
+            state
+                .audit
+                .record(
+                    &origin,
+                    Actor::of(&claims),
+                    AuditEvent::Revoked {
+                        kind: "session",
+                        value: sid.clone(),
+                    },
+                )
+                .await;
             Ok(StatusCode::NO_CONTENT)
         }
         _ => Err(ApiError::NotFound),

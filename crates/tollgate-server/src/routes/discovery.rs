@@ -75,6 +75,30 @@ pub(crate) async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
 #[utoipa::path(get, path = "/v1/fingerprint", tag = "discovery",
     responses((status = 200, description = "The settings services must agree on", body = Fingerprint)))]
 pub(crate) async fn fingerprint(State(state): State<AppState>) -> axum::Json<Fingerprint> {
+    axum::Json(fingerprint_document(&state))
+}
+
+/// The `config.loaded` audit event of this instance: its environment,
+/// issuer, key ids, and the SHA-256 (16 hex digits) of its
+/// `/v1/fingerprint` document (equal for instances that agree).
+pub(crate) fn config_event(state: &AppState) -> tollgate_core::audit::AuditEvent {
+    let document = serde_json::to_vec(&fingerprint_document(state)).unwrap_or_default();
+    let mut fingerprint = tollgate_core::opaque::digest(&document);
+    fingerprint.truncate(16);
+    tollgate_core::audit::AuditEvent::ConfigLoaded {
+        environment: state.config.environment.as_str().to_owned(),
+        issuer: state.config.issuer.clone(),
+        fingerprint,
+        kids: state
+            .key_set()
+            .fingerprint_keys
+            .iter()
+            .map(|k| k.kid.clone())
+            .collect(),
+    }
+}
+
+fn fingerprint_document(state: &AppState) -> Fingerprint {
     let keys = state.key_set();
     let config = &state.config;
     // The previous HS256 secret, while it still verifies.
@@ -84,7 +108,7 @@ pub(crate) async fn fingerprint(State(state): State<AppState>) -> axum::Json<Fin
         .as_ref()
         .filter(|(_, until)| config.signing_alg.is_symmetric() && now < *until)
         .map(|(secret, until)| (secret, until));
-    axum::Json(Fingerprint {
+    Fingerprint {
         service: "tollgate".to_owned(),
         issuer: config.issuer.clone(),
         audiences: config.audiences.clone(),
@@ -101,5 +125,5 @@ pub(crate) async fn fingerprint(State(state): State<AppState>) -> axum::Json<Fin
             .flatten(),
         previous_secret_fingerprint: previous.map(|(secret, _)| secret_fingerprint(secret)),
         previous_secret_until: previous.map(|(_, until)| *until),
-    })
+    }
 }

@@ -62,6 +62,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/admin/clients/{id}", get(admin::get_client))
         .route("/v1/admin/keys", get(admin::list_keys))
         .route("/v1/admin/keys/rotate", post(admin::rotate_keys))
+        .route("/v1/admin/audit", get(admin::audit))
         .route("/v1/auth/usage", get(usage::own))
         .route("/v1/usage", get(usage::report))
         .route(

@@ -16,9 +16,11 @@ use tollgate_core::wire::{ErrorBody, Introspection, TokenResponse};
 use tollgate_store::{ClientRecord, NewRevocation, RevocationKind};
 
 use crate::ApiError;
+use crate::audit::{Actor, Origin};
 use crate::extract::{Form, authenticate_client};
 use crate::state::AppState;
 use crate::tokens::{self, FIRST_PARTY_CLIENT};
+use tollgate_core::audit::AuditEvent;
 
 /// The caller of an endpoint that public clients may use: an authenticated
 /// client, or the first-party public client (no secret; a `client_id`
@@ -48,6 +50,7 @@ async fn caller(
               (status = 503, body = ErrorBody)))]
 pub(crate) async fn token(
     State(state): State<AppState>,
+    origin: Origin,
     headers: HeaderMap,
     form: Form,
 ) -> Result<axum::Json<TokenResponse>, ApiError> {
@@ -56,13 +59,13 @@ pub(crate) async fn token(
         "refresh_token" => {
             let (client_id, _) = caller(&state, &headers, &form).await?;
             let presented = form.require("refresh_token")?;
-            tokens::refresh(&state, presented, &client_id, form.get("scope")).await?
+            tokens::refresh(&state, &origin, presented, &client_id, form.get("scope")).await?
         }
         "client_credentials" => {
             let client = authenticate_client(&state, &headers, Some(&form))
                 .await?
                 .ok_or(ApiError::InvalidClient)?;
-            tokens::service_token(&state, &client, form.get("scope"))?
+            tokens::service_token(&state, &origin, &client, form.get("scope")).await?
         }
         _ => return Err(ApiError::UnsupportedGrantType),
     };
@@ -154,11 +157,14 @@ async fn introspect_refresh(state: &AppState, token: &str) -> Result<Introspecti
               (status = 503, description = "the revocation could not be made durable; nothing was revoked", body = ErrorBody)))]
 pub(crate) async fn revoke(
     State(state): State<AppState>,
+    origin: Origin,
     headers: HeaderMap,
     form: Form,
 ) -> Result<StatusCode, ApiError> {
     let (caller, client) = caller(&state, &headers, &form).await?;
-    let may_revoke_any = client.is_some_and(|c| c.scopes.iter().any(|s| s == "revoke"));
+    let may_revoke_any = client
+        .as_ref()
+        .is_some_and(|c| c.scopes.iter().any(|s| s == "revoke"));
     let token = form.require("token")?;
     // token_type_hint is only a hint (RFC 7009 §2.1): the token's shape says.
     if token.starts_with(REFRESH_PREFIX) {
@@ -175,6 +181,23 @@ pub(crate) async fn revoke(
         if session.client_id == caller || may_revoke_any {
             state.end_session(&session.sid).await?;
             tracing::info!(sid = %session.sid, by = %caller, "refresh token revoked: session ended");
+            // A public client's caller is the token's holder.
+            let actor = if client.is_some() {
+                Actor::client(&caller)
+            } else {
+                Actor::user(&session.user_id)
+            };
+            state
+                .audit
+                .record(
+                    &origin,
+                    actor,
+                    AuditEvent::Revoked {
+                        kind: "session",
+                        value: session.sid.clone(),
+                    },
+                )
+                .await;
         }
         return Ok(StatusCode::OK);
     }
@@ -197,5 +220,21 @@ pub(crate) async fn revoke(
         .await?;
     state.revoked(std::slice::from_ref(&event));
     tracing::info!(jti = %claims.jti, by = %caller, "token revoked");
+    let actor = if client.is_some() {
+        Actor::client(&caller)
+    } else {
+        Actor::of(&claims)
+    };
+    state
+        .audit
+        .record(
+            &origin,
+            actor,
+            AuditEvent::Revoked {
+                kind: "token",
+                value: claims.jti.clone(),
+            },
+        )
+        .await;
     Ok(StatusCode::OK)
 }

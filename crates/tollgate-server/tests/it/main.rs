@@ -3,6 +3,7 @@
 
 mod admin;
 mod attacks;
+mod audit;
 mod auth;
 mod bad_input;
 mod common;
