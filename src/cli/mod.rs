@@ -14,6 +14,7 @@
 //! read, a URL that cannot be fetched). A closed stdout pipe is success.
 //! `anyhow` is used here and nowhere in the libraries.
 
+pub mod audit;
 pub mod client;
 pub mod config;
 pub mod consistency;
@@ -67,6 +68,9 @@ pub enum Command {
     /// Report recorded usage (tool calls) from the store: the billing export.
     #[command(subcommand)]
     Usage(usage::UsageCommand),
+    /// Verify or follow the audit trail in the token service's store.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 impl Command {
@@ -81,6 +85,7 @@ impl Command {
             Command::Keys(command) => command.run(),
             Command::Consistency(command) => command.run(),
             Command::Usage(command) => command.run(),
+            Command::Audit(command) => command.run(),
         }
     }
 }

@@ -445,3 +445,140 @@ fn usage_report_exports_calls_per_user_and_tool_as_text_json_and_csv() {
         assert!(run.stderr.contains(needle), "{args:?}: {}", run.stderr);
     }
 }
+
+/// Appends `count` mixed audit events to chain `chain` of the store.
+fn append_audit(data: &Data, chain: &str, count: u64) {
+    let url = data.url();
+    let chain = chain.to_owned();
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(async move {
+            let store = tollgate_store::open_store(&url).await.unwrap();
+            let kinds = ["login.failed", "login.succeeded", "revoked", "keys.rotated"];
+            let events: Vec<_> = (0..count)
+                .map(|n| tollgate_store::NewAuditEvent {
+                    at: 1_796_083_200 + n,
+                    kind: kinds[(n % 4) as usize].to_owned(),
+                    actor: "anonymous".to_owned(),
+                    subject: Some(format!("user-{}", n % 5)),
+                    address: Some("127.0.0.1".to_owned()),
+                    request_id: Some(format!("r{n}")),
+                    details: format!("{{\"n\":{n}}}"),
+                })
+                .collect();
+            for chunk in events.chunks(100) {
+                store.append_audit(&chain, chunk).await.unwrap();
+            }
+        });
+}
+
+/// Runs raw SQL against the SQLite file, as someone with the file would.
+fn raw_sql(data: &Data, statements: &[&'static str]) {
+    let path = data.dir.path().join("tollgate.db");
+    let statements = statements.to_vec();
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(async move {
+            use sqlx::Connection;
+            let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path);
+            let mut db = sqlx::SqliteConnection::connect_with(&options)
+                .await
+                .unwrap();
+            for statement in statements {
+                sqlx::query(statement).execute(&mut db).await.unwrap();
+            }
+            db.close().await.unwrap();
+        });
+}
+
+#[test]
+fn audit_verify_names_the_event_edited_by_hand() {
+    let data = Data::new();
+    // The store exists once a command opened it.
+    data.run(&["user", "list"]);
+    append_audit(&data, "instance:a", 300);
+    append_audit(&data, "instance:b", 200);
+    let ok = data.run(&["audit", "verify"]);
+    assert_eq!(ok.stdout.trim(), "ok: 500 events on 2 chains verify");
+    // The trigger refuses edits; someone with the file drops it first.
+    raw_sql(
+        &data,
+        &[
+            "DROP TRIGGER audit_events_append_only",
+            "UPDATE audit_events SET details = '{\"n\":0}' WHERE chain = 'instance:b' AND seq = 42",
+        ],
+    );
+    let broken = data.tollgate(&["audit", "verify"]).run();
+    assert_eq!(broken.code, 1, "{broken:?}");
+    // Chain b's events have cursors 301..=500: seq 42 is cursor 342.
+    assert_eq!(
+        broken.stdout.trim(),
+        "broken at event 342 (chain instance:b, seq 42): its content does not match its hash (edited)"
+    );
+    let json = data.tollgate(&["audit", "verify", "--json"]).run();
+    assert_eq!(json.code, 1);
+    let json: serde_json::Value = serde_json::from_str(json.stdout.trim()).unwrap();
+    assert_eq!(json["ok"], false);
+    assert_eq!(json["broken"]["cursor"], 342);
+    assert_eq!(json["broken"]["seq"], 42);
+    assert_eq!(json["broken"]["reason"], "hash");
+    // A deleted event in the middle of chain a: named at the one after it.
+    raw_sql(
+        &data,
+        &[
+            "UPDATE audit_events SET details = '{\"n\":41}' WHERE chain = 'instance:b' AND seq = 42",
+            "DELETE FROM audit_events WHERE chain = 'instance:a' AND seq = 7",
+        ],
+    );
+    let gap = data.tollgate(&["audit", "verify"]).run();
+    assert_eq!(gap.code, 1, "{gap:?}");
+    assert!(
+        gap.stdout
+            .starts_with("broken at event 8 (chain instance:a, seq 8): events before it"),
+        "{}",
+        gap.stdout
+    );
+}
+
+#[test]
+fn audit_tail_prints_the_latest_events_and_follows_new_ones() {
+    let data = Data::new();
+    data.run(&["user", "list"]);
+    append_audit(&data, "instance:a", 1234);
+    let tail = data.run(&["audit", "tail", "-n", "3", "--json"]);
+    let cursors: Vec<u64> = tail
+        .stdout
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<serde_json::Value>(line).unwrap()["cursor"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(cursors, [1232, 1233, 1234]);
+    let text = data.run(&["audit", "tail", "-n", "1", "--type", "login.failed"]);
+    assert!(
+        text.stdout.starts_with("1233  2026-12-01T00:20:32Z  login.failed  actor=anonymous  subject=user-2  address=127.0.0.1  request_id=r1232  {\"n\":1232}"),
+        "{}",
+        text.stdout
+    );
+    // --follow: started, then an event appended, then its line is read.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .env_clear()
+        .env("TOLLGATE_DATABASE_URL", data.url())
+        .args(["audit", "tail", "--follow", "--json", "-n", "1"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    let first: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(first["cursor"], 1234);
+    append_audit(&data, "instance:b", 1);
+    let next: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(
+        (next["cursor"].as_u64(), next["chain"].as_str()),
+        (Some(1235), Some("instance:b"))
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

@@ -363,6 +363,29 @@ impl AuditRow {
     }
 }
 
+impl AuditRow {
+    /// The wire form (`GET /v1/admin/audit`, `tollgate audit tail --json`);
+    /// details that are not JSON (a row edited by hand) become a string.
+    pub fn into_record(self) -> tollgate_core::wire::AuditRecord {
+        let details = serde_json::from_str(&self.event.details)
+            .unwrap_or_else(|_| serde_json::Value::String(self.event.details.clone()));
+        tollgate_core::wire::AuditRecord {
+            cursor: self.cursor,
+            chain: self.chain,
+            seq: self.seq,
+            at: self.event.at,
+            kind: self.event.kind,
+            actor: self.event.actor,
+            subject: self.event.subject,
+            address: self.event.address,
+            request_id: self.event.request_id,
+            details,
+            prev_hash: self.prev_hash,
+            hash: self.hash,
+        }
+    }
+}
+
 /// The head of one audit chain: its last position and hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditChainHead {

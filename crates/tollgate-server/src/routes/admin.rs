@@ -9,8 +9,8 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use tollgate_core::wire::{
-    AuditPage, AuditRecord, Client, ClientCreated, ClientList, CreateClient, CreateUser, ErrorBody,
-    KeyList, Rotated, UpdateUser, User, UserList,
+    AuditPage, Client, ClientCreated, ClientList, CreateClient, CreateUser, ErrorBody, KeyList,
+    Rotated, UpdateUser, User, UserList,
 };
 use tollgate_store::{AuditFilter, AuditRow, ClientRecord, UserRecord, UserUpdate};
 
@@ -378,7 +378,7 @@ pub(crate) async fn audit(
     let rows = state.store.audit_after(after, filter, limit).await?;
     let next_cursor = rows.last().map_or(after, |row| row.cursor);
     Ok(axum::Json(AuditPage {
-        events: rows.into_iter().map(audit_record).collect(),
+        events: rows.into_iter().map(AuditRow::into_record).collect(),
         next_cursor,
     }))
 }
@@ -396,25 +396,5 @@ fn audit_filter<'q>(
             ))))
         }
         value => Ok(value),
-    }
-}
-
-/// The wire form of a stored event.
-pub(crate) fn audit_record(row: AuditRow) -> AuditRecord {
-    let details = serde_json::from_str(&row.event.details)
-        .unwrap_or_else(|_| serde_json::Value::String(row.event.details.clone()));
-    AuditRecord {
-        cursor: row.cursor,
-        chain: row.chain,
-        seq: row.seq,
-        at: row.event.at,
-        kind: row.event.kind,
-        actor: row.event.actor,
-        subject: row.event.subject,
-        address: row.event.address,
-        request_id: row.event.request_id,
-        details,
-        prev_hash: row.prev_hash,
-        hash: row.hash,
     }
 }
