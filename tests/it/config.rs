@@ -48,6 +48,8 @@ fn two_legacy_lifetimes_that_disagree_fail_naming_both() {
         TOLLGATE_WS_REFRESH_BUDGET                  5                                     default (development)
         TOLLGATE_WS_EXPIRY_NOTICE                   60 (1m)                               default (development)
         TOLLGATE_WS_MAX_CONNECTIONS                 10000                                 default (development)
+        TOLLGATE_USAGE_SPOOL                        (unset)                               default (development)
+        TOLLGATE_USAGE_SPOOL_MAX                    16777216 (16MiB)                      default (development)
         TOLLGATE_TRUSTED_PROXIES                    (unset)                               default (development)
         TOLLGATE_INTROSPECTIONS_PER_CLIENT          100000                                default (development)
         TOLLGATE_LOGIN_FAILURES_PER_ACCOUNT         5                                     default (development)
@@ -432,6 +434,26 @@ fn production_json_lists_sources_and_errors() {
                 "kind": "default"
               },
               "value": "10000"
+            },
+            {
+              "key": "usage_spool",
+              "name": "TOLLGATE_USAGE_SPOOL",
+              "secret": false,
+              "source": {
+                "environment": "production",
+                "kind": "default"
+              },
+              "value": null
+            },
+            {
+              "key": "usage_spool_max",
+              "name": "TOLLGATE_USAGE_SPOOL_MAX",
+              "secret": false,
+              "source": {
+                "environment": "production",
+                "kind": "default"
+              },
+              "value": "16777216 (16MiB)"
             },
             {
               "key": "trusted_proxies",

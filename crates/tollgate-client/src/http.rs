@@ -144,6 +144,25 @@ impl Http {
         }
         read_json(request.send().await).await
     }
+
+    /// `POST url` with a JSON body and parse the JSON answer.
+    pub(crate) async fn post_json<B: serde::Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        url: &str,
+        auth: Option<&HeaderValue>,
+        body: &B,
+    ) -> Result<T, Failure> {
+        let mut request = self
+            .client
+            .post(url)
+            .timeout(self.timeouts.request)
+            .header(header::ACCEPT, "application/json")
+            .json(body);
+        if let Some(auth) = auth {
+            request = request.header(header::AUTHORIZATION, auth.clone());
+        }
+        read_json(request.send().await).await
+    }
 }
 
 /// Classifies a send error.

@@ -18,6 +18,10 @@
 //! "shared through Redis when scaled out"). The rule is the same token
 //! bucket; when Redis cannot be used the gate falls back to this process's
 //! bucket and keeps counts until Redis answers again.
+//!
+//! With [`ToolGate::with_usage`], every admitted call is also a durable
+//! usage event at the token service, for billing ([`UsageRecorder`]: batched,
+//! spooled to a file while the token service is unreachable, counted once).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -30,8 +34,10 @@ pub use tollgate_core::plans::{Plan, Plans};
 
 use crate::{AuthError, Principal};
 
+pub mod recorder;
 #[cfg(feature = "redis")]
 pub(crate) mod shared;
+pub use recorder::{UsageRecorder, UsageRecorderBuilder, UsageStats};
 #[cfg(feature = "redis")]
 pub use shared::RedisLimits;
 
@@ -185,6 +191,7 @@ enum Backend {
 pub struct ToolGate {
     plans: Plans,
     backend: Backend,
+    recorder: Option<UsageRecorder>,
 }
 
 impl fmt::Debug for ToolGate {
@@ -197,6 +204,7 @@ impl fmt::Debug for ToolGate {
         f.debug_struct("ToolGate")
             .field("plans", &self.plans)
             .field("backend", &backend)
+            .field("recorder", &self.recorder)
             .finish()
     }
 }
@@ -216,6 +224,7 @@ impl ToolGate {
                 limiter: RateLimiter::new(),
                 usage: UsageMeter::new(),
             },
+            recorder: None,
         }
     }
 
@@ -226,7 +235,31 @@ impl ToolGate {
         ToolGate {
             plans,
             backend: Backend::Shared(limits),
+            recorder: None,
         }
+    }
+
+    /// Also records every admitted call as a durable usage event at the
+    /// token service ([`UsageRecorder`], started here over this gate's
+    /// plans).
+    pub async fn with_usage(
+        mut self,
+        recorder: UsageRecorderBuilder,
+    ) -> Result<ToolGate, AuthError> {
+        self.recorder = Some(recorder.plans(self.plans.clone()).start().await?);
+        Ok(self)
+    }
+
+    /// Also records every admitted call with `recorder` (started already,
+    /// over the same plans).
+    pub fn with_recorder(mut self, recorder: UsageRecorder) -> ToolGate {
+        self.recorder = Some(recorder);
+        self
+    }
+
+    /// The usage recorder, when there is one.
+    pub fn recorder(&self) -> Option<&UsageRecorder> {
+        self.recorder.as_ref()
     }
 
     /// The plans in force.
@@ -265,13 +298,13 @@ impl ToolGate {
         if !principal.may_use_tool(tool) {
             return Err(AuthError::PermissionDenied(format!("tool:{tool}")));
         }
-        let rate = principal
+        let plan = principal
             .plan()
             .and_then(|name| self.plans.find(name))
-            .or_else(|| self.plans.find(tollgate_core::plans::DEFAULT_PLAN))
-            .map_or(tollgate_core::plans::DEFAULT_BASE_RATE_PER_MINUTE, |plan| {
-                plan.rate_per_minute
-            });
+            .or_else(|| self.plans.find(tollgate_core::plans::DEFAULT_PLAN));
+        let rate = plan.map_or(tollgate_core::plans::DEFAULT_BASE_RATE_PER_MINUTE, |plan| {
+            plan.rate_per_minute
+        });
         let user = principal.subject();
         let admitted = match &self.backend {
             Backend::Local { limiter, .. } => limiter.check(user, rate, Instant::now()),
@@ -285,6 +318,12 @@ impl ToolGate {
             Backend::Local { usage, .. } => usage.record(user, tool),
             #[cfg(feature = "redis")]
             Backend::Shared(limits) => limits.record(user, tool).await,
+        }
+        if let Some(recorder) = &self.recorder {
+            let plan = plan.map_or(tollgate_core::plans::DEFAULT_PLAN, |plan| {
+                plan.name.as_str()
+            });
+            recorder.record(user, tool, plan);
         }
         Ok(())
     }

@@ -205,6 +205,12 @@ pub struct Config {
     /// `TOLLGATE_WS_MAX_CONNECTIONS`, SDK only: WebSocket connections one
     /// instance holds at most; default 10000.
     pub ws_max_connections: u64,
+    /// `TOLLGATE_USAGE_SPOOL`, SDK only: the usage recorder's spool file;
+    /// default none (memory only).
+    pub usage_spool: Option<String>,
+    /// `TOLLGATE_USAGE_SPOOL_MAX`, bytes, SDK only: the most undelivered
+    /// usage events kept (as spool bytes); default 16 MiB.
+    pub usage_spool_max: u64,
     /// `TOLLGATE_TRUSTED_PROXIES`: the peers whose `Forwarded` /
     /// `X-Forwarded-For` headers name the client address; default none.
     pub trusted_proxies: Vec<Cidr>,
@@ -269,6 +275,8 @@ impl Config {
             ws_refresh_budget: 5,
             ws_expiry_notice: 60,
             ws_max_connections: 10_000,
+            usage_spool: None,
+            usage_spool_max: 16 * 1024 * 1024,
             trusted_proxies: Vec::new(),
             introspections_per_client: 100_000,
             login_failures_per_account: 5,

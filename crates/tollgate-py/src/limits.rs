@@ -1,12 +1,16 @@
 //! `ToolGate`: the SDK's `limits::ToolGate` (tool permissions, per-plan
-//! rates, usage counts), in this process or shared through Redis.
+//! rates, usage counts), in this process or shared through Redis, and with
+//! the SDK's `UsageRecorder` (durable usage events at the token service)
+//! when asked for: the recorder is the Rust one, nothing of it is Python.
 
 use std::sync::Arc;
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+use std::time::Duration;
 use tollgate_client::AuthError as SdkError;
-use tollgate_client::limits::{Plans, RedisLimits};
+
+use tollgate_client::limits::{Plans, RedisLimits, UsageRecorder, UsageRecorderBuilder};
 
 use crate::authenticator::Principal;
 use crate::bridge::{awaitable, block_on, guard};
@@ -29,13 +33,22 @@ pub(crate) fn plans(toml: Option<&str>) -> Result<Plans, SdkError> {
     }
 }
 
-fn gate(plans: Plans, redis: Option<(String, String)>) -> PyResult<ToolGate> {
+fn gate(
+    py: Python<'_>,
+    plans: Plans,
+    redis: Option<(String, String)>,
+    usage: Option<UsageRecorderBuilder>,
+) -> PyResult<ToolGate> {
     let inner = match &redis {
         Some((url, prefix)) => tollgate_client::limits::ToolGate::shared(
             plans,
             RedisLimits::new(url, prefix.clone()).py_err()?,
         ),
         None => tollgate_client::limits::ToolGate::new(plans),
+    };
+    let inner = match usage {
+        Some(builder) => block_on(py, async move { inner.with_usage(builder).await.py_err() })?,
+        None => inner,
     };
     Ok(ToolGate {
         inner: Arc::new(inner),
@@ -46,28 +59,54 @@ fn gate(plans: Plans, redis: Option<(String, String)>) -> PyResult<ToolGate> {
 #[pymethods]
 impl ToolGate {
     #[new]
-    #[pyo3(signature = (plans = None, *, redis_url = None, redis_prefix = None))]
+    #[pyo3(signature = (plans = None, *, redis_url = None, redis_prefix = None, usage_tokens = None, usage_issuer = None, usage_spool = None, usage_spool_max = 16 * 1024 * 1024, usage_flush_interval = 1.0))]
+    #[allow(clippy::too_many_arguments, reason = "Python keyword arguments")]
     fn new(
+        py: Python<'_>,
         plans: Option<&str>,
         redis_url: Option<String>,
         redis_prefix: Option<String>,
+        usage_tokens: Option<PyRef<'_, crate::service::ServiceTokenSource>>,
+        usage_issuer: Option<String>,
+        usage_spool: Option<String>,
+        usage_spool_max: u64,
+        usage_flush_interval: f64,
     ) -> PyResult<ToolGate> {
         guard(|| {
             let plans = self::plans(plans).py_err()?;
             let redis =
                 redis_url.map(|url| (url, redis_prefix.unwrap_or_else(|| "tollgate".into())));
-            // RedisLimits starts its connection task on the runtime.
+            let usage = match (usage_tokens, usage_issuer) {
+                (None, _) => None,
+                (Some(tokens), Some(issuer)) => {
+                    let mut builder = UsageRecorder::builder(tokens.inner.clone(), &issuer)
+                        .flush_interval(Duration::from_secs_f64(
+                            usage_flush_interval.clamp(0.001, 3600.0),
+                        ));
+                    if let Some(path) = usage_spool {
+                        builder = builder.spool(path, usage_spool_max);
+                    }
+                    Some(builder)
+                }
+                (Some(_), None) => {
+                    return Err(crate::errors::to_py(SdkError::Config(
+                        "usage_tokens needs usage_issuer (the token service's URL)".into(),
+                    )));
+                }
+            };
+            // RedisLimits and the recorder start their tasks on the runtime.
             let _entered = crate::bridge::runtime().enter();
-            gate(plans, redis)
+            gate(py, plans, redis, usage)
         })
     }
 
     #[staticmethod]
-    #[pyo3(signature = (service_name = "service", *, environ = None))]
+    #[pyo3(signature = (service_name = "service", *, environ = None, record_usage = false))]
     fn from_env(
         py: Python<'_>,
         service_name: &str,
         environ: Option<&Bound<'_, PyAny>>,
+        record_usage: bool,
     ) -> PyResult<ToolGate> {
         guard(|| {
             let config = convert::sdk_config(py, &[], environ)?;
@@ -96,8 +135,85 @@ impl ToolGate {
                 }
                 None => None,
             };
+            let usage = if record_usage {
+                let tokens = block_on(py, async {
+                    tollgate_client::ServiceTokenSource::from_config(&config)
+                        .await
+                        .py_err()
+                })?;
+                Some(UsageRecorder::builder(tokens, &config.issuer).settings(&config))
+            } else {
+                None
+            };
             let _entered = crate::bridge::runtime().enter();
-            gate(plans, redis)
+            gate(py, plans, redis, usage)
+        })
+    }
+
+    /// Whether admitted calls are recorded as usage events.
+    #[getter]
+    fn records_usage(&self) -> bool {
+        self.inner.recorder().is_some()
+    }
+
+    /// `sub`'s calls per tool recorded here and not yet stored by the token
+    /// service (empty without a recorder).
+    fn usage_pending_of<'py>(&self, py: Python<'py>, sub: &str) -> PyResult<Bound<'py, PyDict>> {
+        guard(|| {
+            let pending = self
+                .inner
+                .recorder()
+                .map(|recorder| recorder.pending_of(sub))
+                .unwrap_or_default();
+            counts_to_py(py, &pending)
+        })
+    }
+
+    /// Delivers what is queued and spooled now; true when nothing is left
+    /// undelivered (true without a recorder).
+    fn flush_usage(&self, py: Python<'_>) -> PyResult<bool> {
+        guard(|| {
+            let gate = self.inner.clone();
+            block_on(py, async move {
+                Ok(match gate.recorder() {
+                    Some(recorder) => recorder.flush().await,
+                    None => true,
+                })
+            })
+        })
+    }
+
+    /// The async twin of `flush_usage`.
+    fn flush_usage_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        guard(|| {
+            let gate = self.inner.clone();
+            awaitable(py, async move {
+                Ok(match gate.recorder() {
+                    Some(recorder) => recorder.flush().await,
+                    None => true,
+                })
+            })
+        })
+    }
+
+    /// The recorder's counters (empty without a recorder).
+    fn usage_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        guard(|| {
+            let dict = PyDict::new(py);
+            if let Some(recorder) = self.inner.recorder() {
+                let stats = recorder.stats();
+                for (name, value) in [
+                    ("recorded", stats.recorded),
+                    ("delivered", stats.delivered),
+                    ("duplicates", stats.duplicates),
+                    ("dropped", stats.dropped),
+                    ("spooled", stats.spooled),
+                    ("skipped_lines", stats.skipped_lines),
+                ] {
+                    dict.set_item(name, value)?;
+                }
+            }
+            Ok(dict)
         })
     }
 

@@ -655,6 +655,8 @@ impl Resolver {
             ws_refresh_budget: self.number(Setting::WsRefreshBudget)?,
             ws_expiry_notice: self.seconds(Setting::WsExpiryNotice)?,
             ws_max_connections: self.number(Setting::WsMaxConnections)?,
+            usage_spool: owned(Setting::UsageSpool),
+            usage_spool_max: self.number(Setting::UsageSpoolMax)?,
             trusted_proxies: match self.values.get(&Setting::TrustedProxies) {
                 Some(Value::Cidrs(networks)) => networks.clone(),
                 _ => Vec::new(),

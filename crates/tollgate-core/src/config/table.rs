@@ -80,6 +80,10 @@ pub enum Setting {
     WsExpiryNotice,
     /// `TOLLGATE_WS_MAX_CONNECTIONS`.
     WsMaxConnections,
+    /// `TOLLGATE_USAGE_SPOOL`.
+    UsageSpool,
+    /// `TOLLGATE_USAGE_SPOOL_MAX`.
+    UsageSpoolMax,
     /// `TOLLGATE_TRUSTED_PROXIES`.
     TrustedProxies,
     /// `TOLLGATE_INTROSPECTIONS_PER_CLIENT`.
@@ -781,6 +785,30 @@ static SETTINGS: &[SettingSpec] = &[
         development_only: false,
         description: "The most WebSocket connections one service instance holds (SDK); beyond it a handshake is refused with 503 (too_many_connections) before any upgrade. Keep it under the process's file limit.",
         defaults: everywhere("10000"),
+    },
+    SettingSpec {
+        setting: Setting::UsageSpool,
+        env: "TOLLGATE_USAGE_SPOOL",
+        key: "usage_spool",
+        flag: Some("usage-spool"),
+        aliases: &[],
+        kind: Kind::Text,
+        secret: false,
+        development_only: false,
+        description: "The file where a service's usage recorder (SDK) keeps tool-call events until the token service has stored them: written before each delivery, replayed at start-up, emptied once delivered. None keeps them in memory only (lost when the process ends). Give each instance its own file.",
+        defaults: UNSET,
+    },
+    SettingSpec {
+        setting: Setting::UsageSpoolMax,
+        env: "TOLLGATE_USAGE_SPOOL_MAX",
+        key: "usage_spool_max",
+        flag: Some("usage-spool-max"),
+        aliases: &[],
+        kind: Kind::Bytes,
+        secret: false,
+        development_only: false,
+        description: "The most undelivered usage events a service keeps (SDK), as bytes of spool (the file, or memory without one). When it is full, newer events are dropped (never the call), logged and counted in tollgate_client_usage_dropped_total{reason=\"spool_full\"}.",
+        defaults: everywhere("16MiB"),
     },
     SettingSpec {
         setting: Setting::TrustedProxies,

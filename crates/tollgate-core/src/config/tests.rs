@@ -596,6 +596,31 @@ fn websocket_limits_are_settings() {
 }
 
 #[test]
+fn the_usage_spool_is_a_setting() {
+    let (config, _) = build(Component::Sdk, "").into_config().unwrap();
+    assert_eq!(
+        (config.usage_spool, config.usage_spool_max),
+        (None, 16 * 1024 * 1024)
+    );
+    let (config, _) = build(
+        Component::Sdk,
+        "TOLLGATE_USAGE_SPOOL=/var/lib/svc/usage.spool\nTOLLGATE_USAGE_SPOOL_MAX=1MiB",
+    )
+    .into_config()
+    .unwrap();
+    assert_eq!(
+        (config.usage_spool.as_deref(), config.usage_spool_max),
+        (Some("/var/lib/svc/usage.spool"), 1024 * 1024)
+    );
+    check_sdk(
+        "TOLLGATE_USAGE_SPOOL_MAX=10",
+        expect![[r#"
+            error: TOLLGATE_USAGE_SPOOL_MAX=10 is under 1024 bytes
+        "#]],
+    );
+}
+
+#[test]
 fn unknown_variables_warn_with_a_suggestion() {
     check(
         "TOLLGATE_ISUER=https://a.example\nTOLLGATE_LOG_FORMAT=json\nPATH=/bin\nJWT_WHATEVER=1",

@@ -10,7 +10,7 @@ use reqwest::Method;
 
 use crate::support::{Backend, TokenService, until_status};
 
-fn captured() -> &'static Arc<Mutex<Vec<u8>>> {
+pub fn captured() -> &'static Arc<Mutex<Vec<u8>>> {
     static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
     LOGS.get_or_init(|| Arc::new(Mutex::new(Vec::new())))
 }

@@ -9,4 +9,5 @@ mod revocation;
 mod rotation;
 mod sdk;
 mod support;
+mod usage;
 mod websocket;

@@ -230,14 +230,47 @@ class ToolGate:
         *,
         redis_url: Optional[str] = None,
         redis_prefix: Optional[str] = None,
+        usage_tokens: Optional["ServiceTokenSource"] = None,
+        usage_issuer: Optional[str] = None,
+        usage_spool: Optional[str] = None,
+        usage_spool_max: int = 16 * 1024 * 1024,
+        usage_flush_interval: float = 1.0,
     ) -> None:
         """A gate over ``plans`` (the text of a ``plans.toml``; default the
-        built-in plans). Raises ``AuthError`` ``invalid_plans``."""
+        built-in plans). Raises ``AuthError`` ``invalid_plans``. With
+        ``usage_tokens`` (a client with scope ``usage``) and ``usage_issuer``,
+        every admitted call is also a durable usage event at the token
+        service: the Rust SDK's ``UsageRecorder`` (batched every
+        ``usage_flush_interval`` seconds, spooled to ``usage_spool`` up to
+        ``usage_spool_max`` bytes while the token service is unreachable,
+        replayed at start, counted once; see docs/usage.md)."""
     @staticmethod
-    def from_env(service_name: str = "service", *, environ: Optional[Environ] = None) -> "ToolGate":
+    def from_env(
+        service_name: str = "service",
+        *,
+        environ: Optional[Environ] = None,
+        record_usage: bool = False,
+    ) -> "ToolGate":
         """A gate over ``TOLLGATE_PLANS_FILE`` (default the built-in plans),
         shared through ``TOLLGATE_REDIS_URL`` under
-        ``<namespace>:<service_name>`` when it is set."""
+        ``<namespace>:<service_name>`` when it is set. ``record_usage``:
+        record usage events with ``TOLLGATE_CLIENT_ID``/``SECRET`` at
+        ``TOLLGATE_ISSUER``, spooled to ``TOLLGATE_USAGE_SPOOL`` (bounded by
+        ``TOLLGATE_USAGE_SPOOL_MAX``)."""
+    @property
+    def records_usage(self) -> bool:
+        """Whether admitted calls are recorded as usage events."""
+    def usage_pending_of(self, sub: str) -> Dict[str, int]:
+        """``sub``'s calls per tool recorded here and not yet stored by the
+        token service."""
+    def flush_usage(self) -> bool:
+        """Delivers queued and spooled usage events now; True when nothing is
+        left undelivered."""
+    def flush_usage_async(self) -> Awaitable[bool]:
+        """The async twin of :meth:`flush_usage`."""
+    def usage_stats(self) -> Dict[str, int]:
+        """The recorder's counters: recorded, delivered, duplicates, dropped,
+        spooled, skipped_lines (empty without a recorder)."""
     @property
     def shared(self) -> bool:
         """Whether buckets and counts live in Redis."""
