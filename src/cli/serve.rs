@@ -13,7 +13,7 @@
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use tollgate_core::config::Component;
-use tollgate_server::Server;
+use tollgate_server::{Server, SettingRow};
 
 use super::Outcome;
 use super::local::{open_server_store, runtime};
@@ -42,11 +42,15 @@ pub enum LogFormat {
 pub fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
     init_logs(args.log_format);
     let config = args.settings.resolve(Component::Server)?;
+    // The console's configuration page shows what `config check` shows.
+    let settings = SettingRow::from_report(&args.settings.report(Component::Server)?);
     let runtime = runtime()?;
     runtime.block_on(async move {
         let store = open_server_store(&config).await?;
         let environment = config.environment;
-        let server = Server::bind(config, store)
+        let server = Server::builder(config, store)
+            .settings(settings)
+            .bind()
             .await
             .context("the token service cannot start")?;
         let addr = server.local_addr()?;

@@ -57,6 +57,12 @@ fn media_type(headers: &HeaderMap) -> Option<String> {
 pub(crate) struct Form(Vec<(String, String)>);
 
 impl Form {
+    /// A form already parsed by [`input::form`] (the console reads its own
+    /// bodies, to answer with HTML pages).
+    pub fn from_pairs(pairs: Vec<(String, String)>) -> Form {
+        Form(pairs)
+    }
+
     /// The parameter's value, when present and non-empty.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0

@@ -29,6 +29,7 @@ mod audit;
 mod bootstrap;
 mod clients;
 pub mod clock;
+mod console;
 mod error;
 mod extract;
 mod fanout;
@@ -163,6 +164,36 @@ pub(crate) struct Options {
     pub hash_slots: usize,
     /// How long a connection may take to send a complete request head.
     pub header_read_timeout: Duration,
+    /// The settings report the console's configuration page shows.
+    pub settings: Option<Arc<Vec<SettingRow>>>,
+}
+
+/// One effective setting as `tollgate config check` shows it: the
+/// console's configuration page lists them (secrets already masked by the
+/// core's [`Report`](tollgate_core::config::Report)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingRow {
+    /// The setting's variable name (`TOLLGATE_BIND`).
+    pub name: String,
+    /// Its value as shown to humans, masked for secrets; `None` when unset.
+    pub value: Option<String>,
+    /// Where it came from (`env TOLLGATE_BIND`, `default (production)`).
+    pub source: String,
+}
+
+impl SettingRow {
+    /// Every entry of a configuration report.
+    pub fn from_report(report: &tollgate_core::config::Report) -> Vec<SettingRow> {
+        report
+            .entries()
+            .iter()
+            .map(|entry| SettingRow {
+                name: entry.spec().env().to_owned(),
+                value: entry.value().map(str::to_owned),
+                source: entry.source().to_string(),
+            })
+            .collect()
+    }
 }
 
 impl Default for Options {
@@ -175,6 +206,7 @@ impl Default for Options {
                 .map(|n| n.get())
                 .unwrap_or(2),
             header_read_timeout: serve::HEADER_READ_TIMEOUT,
+            settings: None,
         }
     }
 }
@@ -250,6 +282,13 @@ impl ServerBuilder {
         self
     }
 
+    /// The settings report the console shows on its configuration page
+    /// (`tollgate serve` passes the one it resolved the configuration from).
+    pub fn settings(mut self, rows: Vec<SettingRow>) -> Self {
+        self.options.settings = Some(Arc::new(rows));
+        self
+    }
+
     /// Loads keys, revocations and plans, creates the bootstrap admin, and
     /// binds the listener.
     pub async fn bind(self) -> Result<Server, ServerError> {
@@ -312,7 +351,9 @@ impl ServerBuilder {
             failures("account-global", config.login_failures_per_account_global);
         let address_failures = failures("address", config.login_failures_per_address);
         let registrations = failures("registration", config.registrations_per_address);
+        let console_csrf = console::CsrfKey::from_config(&config).map_err(ServerError::Keys)?;
         let state = AppState::new(Shared {
+            console_csrf,
             config,
             store,
             guarded,

@@ -29,6 +29,8 @@ use crate::{ApiError, metrics};
 pub(crate) struct AppState(Arc<Shared>);
 
 pub(crate) struct Shared {
+    /// The key of the console's CSRF tokens.
+    pub console_csrf: crate::console::CsrfKey,
     /// The resolved configuration.
     pub config: Config,
     /// The record of truth: [`Shared::guarded`], every call bounded.

@@ -15,11 +15,12 @@ use tollgate_core::wire::{
 use tollgate_store::{AuditFilter, AuditRow, ClientRecord, UserRecord, UserUpdate};
 
 use crate::ApiError;
-use crate::accounts;
+use crate::accounts::{self, NewUser};
 use crate::audit::{Actor, Origin};
 use crate::extract::{AdminAuth, Json, PathId, RawQuery};
 use crate::routes::auth::new_user;
 use crate::state::AppState;
+use tollgate_core::Claims;
 use tollgate_core::audit::AuditEvent;
 
 fn user_view(user: UserRecord) -> User {
@@ -50,13 +51,26 @@ pub(crate) async fn create_user(
         body.plan,
         body.roles,
     )?;
-    let user = new_user(&state, user, body.password).await?;
+    let user = create_user_as(&state, &origin, &admin, user, body.password).await?;
+    Ok((StatusCode::CREATED, axum::Json(user_view(user))))
+}
+
+/// Creates a checked new user for an admin (the API and the console), in
+/// the audit trail.
+pub(crate) async fn create_user_as(
+    state: &AppState,
+    origin: &Origin,
+    admin: &Claims,
+    user: NewUser,
+    password: String,
+) -> Result<UserRecord, ApiError> {
+    let user = new_user(state, user, password).await?;
     tracing::info!(sub = %user.id, by = %admin.sub, "user created");
     state
         .audit
         .record(
-            &origin,
-            Actor::of(&admin),
+            origin,
+            Actor::of(admin),
             AuditEvent::UserCreated {
                 user_id: user.id.clone(),
                 plan: user.plan.clone(),
@@ -64,7 +78,7 @@ pub(crate) async fn create_user(
             },
         )
         .await;
-    Ok((StatusCode::CREATED, axum::Json(user_view(user))))
+    Ok(user)
 }
 
 /// `GET /v1/admin/users/{id}`.
@@ -122,23 +136,36 @@ pub(crate) async fn update_user(
         roles: body.roles.map(accounts::check_roles).transpose()?,
         disabled: body.disabled,
     };
+    let user = apply_user_update(&state, &origin, &admin, &id, update).await?;
+    Ok(axum::Json(user_view(user)))
+}
+
+/// Applies a checked update to a user for an admin (the API's PATCH and the
+/// console's forms): refuses to lose the last admin, revokes a disabled
+/// user's tokens, records both in the audit trail. `NotFound` for an
+/// unknown id.
+pub(crate) async fn apply_user_update(
+    state: &AppState,
+    origin: &Origin,
+    admin: &Claims,
+    id: &str,
+    update: UserUpdate,
+) -> Result<UserRecord, ApiError> {
+    let disabled = update.disabled == Some(true);
     let changes = AuditEvent::UserUpdated {
-        user_id: id.clone(),
+        user_id: id.to_owned(),
         plan: update.plan.clone(),
         roles: update.roles.clone(),
         disabled: update.disabled,
     };
-    refuse_losing_the_last_admin(&state, &id, &update).await?;
+    refuse_losing_the_last_admin(state, id, &update).await?;
     let user = state
         .store
-        .update_user(&id, update)
+        .update_user(id, update)
         .await?
         .ok_or(ApiError::NotFound)?;
-    state
-        .audit
-        .record(&origin, Actor::of(&admin), changes)
-        .await;
-    if body.disabled == Some(true) {
+    state.audit.record(origin, Actor::of(admin), changes).await;
+    if disabled {
         // The user can no longer log in or refresh; this kills the tokens
         // already out. If it fails the answer is 503 and repeating the
         // PATCH finishes the job.
@@ -147,8 +174,8 @@ pub(crate) async fn update_user(
         state
             .audit
             .record(
-                &origin,
-                Actor::of(&admin),
+                origin,
+                Actor::of(admin),
                 AuditEvent::Revoked {
                     kind: "user",
                     value: user.id.clone(),
@@ -158,7 +185,7 @@ pub(crate) async fn update_user(
     } else {
         tracing::info!(sub = %user.id, by = %admin.sub, "user updated");
     }
-    Ok(axum::Json(user_view(user)))
+    Ok(user)
 }
 
 /// Whether `user` is an enabled admin.
@@ -209,25 +236,33 @@ pub(crate) async fn revoke_user(
     AdminAuth(admin): AdminAuth,
     PathId(id): PathId,
 ) -> Result<StatusCode, ApiError> {
-    let user = state
-        .store
-        .find_user(&id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    revoke_user_as(&state, &origin, &admin, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Revokes every token of user `id` for an admin (the API and the
+/// console), in the audit trail. `NotFound` for an unknown id.
+pub(crate) async fn revoke_user_as(
+    state: &AppState,
+    origin: &Origin,
+    admin: &Claims,
+    id: &str,
+) -> Result<UserRecord, ApiError> {
+    let user = state.store.find_user(id).await?.ok_or(ApiError::NotFound)?;
     state.revoke_subject(&user.id).await?;
     tracing::info!(sub = %user.id, by = %admin.sub, "every token of the user revoked");
     state
         .audit
         .record(
-            &origin,
-            Actor::of(&admin),
+            origin,
+            Actor::of(admin),
             AuditEvent::Revoked {
                 kind: "user",
                 value: user.id.clone(),
             },
         )
         .await;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(user)
 }
 
 /// `POST /v1/admin/clients`.
@@ -240,29 +275,9 @@ pub(crate) async fn create_client(
     AdminAuth(admin): AdminAuth,
     Json(body): Json<CreateClient>,
 ) -> Result<(StatusCode, axum::Json<ClientCreated>), ApiError> {
-    let (record, secret) = accounts::create_client(
-        state.store.as_ref(),
-        &body.client_id,
-        body.scopes,
-        state.now(),
-    )
-    .await?;
-    // An attempt with this id may have been answered "unknown" and kept
-    // (other instances see the client within `clients::TTL`).
-    state.clients.forget(&record.client_id);
+    let (record, secret) =
+        register_client(&state, &origin, &admin, &body.client_id, body.scopes).await?;
     let secret = secret.expose_str().ok_or(ApiError::Internal)?.to_owned();
-    tracing::info!(client_id = %record.client_id, by = %admin.sub, "client registered");
-    state
-        .audit
-        .record(
-            &origin,
-            Actor::of(&admin),
-            AuditEvent::ClientCreated {
-                client_id: record.client_id.clone(),
-                scopes: record.scopes.clone(),
-            },
-        )
-        .await;
     Ok((
         StatusCode::CREATED,
         axum::Json(ClientCreated {
@@ -271,6 +286,35 @@ pub(crate) async fn create_client(
             scopes: record.scopes,
         }),
     ))
+}
+
+/// Registers a client for an admin (the API and the console), in the audit
+/// trail: its record and its secret, to be shown once.
+pub(crate) async fn register_client(
+    state: &AppState,
+    origin: &Origin,
+    admin: &Claims,
+    client_id: &str,
+    scopes: Vec<String>,
+) -> Result<(ClientRecord, tollgate_core::Secret), ApiError> {
+    let (record, secret) =
+        accounts::create_client(state.store.as_ref(), client_id, scopes, state.now()).await?;
+    // An attempt with this id may have been answered "unknown" and kept
+    // (other instances see the client within `clients::TTL`).
+    state.clients.forget(&record.client_id);
+    tracing::info!(client_id = %record.client_id, by = %admin.sub, "client registered");
+    state
+        .audit
+        .record(
+            origin,
+            Actor::of(admin),
+            AuditEvent::ClientCreated {
+                client_id: record.client_id.clone(),
+                scopes: record.scopes.clone(),
+            },
+        )
+        .await;
+    Ok((record, secret))
 }
 
 fn client_view(client: ClientRecord) -> Client {
@@ -328,22 +372,33 @@ pub(crate) async fn rotate_keys(
     origin: Origin,
     AdminAuth(admin): AdminAuth,
 ) -> Result<axum::Json<Rotated>, ApiError> {
+    let kid = rotate(&state, &origin, &admin).await?;
+    Ok(axum::Json(Rotated { kid }))
+}
+
+/// Rotates the signing keys for an admin and publishes the rotation (the
+/// API and the console), in the audit trail; the new active key's id.
+pub(crate) async fn rotate(
+    state: &AppState,
+    origin: &Origin,
+    admin: &Claims,
+) -> Result<String, ApiError> {
     let kid = state.keys.rotate(state.now()).await?;
     // The rotation's `keys` event is in the store: publish it on this
     // instance's feed now, and have the others reload and publish it too.
     state.pump.wake();
     state.announce(crate::fanout::Notice::Keys);
     state.announce(crate::fanout::Notice::Revocations);
-    tracing::info!(kid, by = %admin.sub, "keys rotated through the API");
+    tracing::info!(kid, by = %admin.sub, "keys rotated");
     state
         .audit
         .record(
-            &origin,
-            Actor::of(&admin),
+            origin,
+            Actor::of(admin),
             AuditEvent::KeysRotated { kid: kid.clone() },
         )
         .await;
-    Ok(axum::Json(Rotated { kid }))
+    Ok(kid)
 }
 
 /// Largest page of `GET /v1/admin/audit`.

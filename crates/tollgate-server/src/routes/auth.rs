@@ -118,10 +118,28 @@ pub(crate) async fn login(
     Peer(peer): Peer,
     Json(body): Json<Credentials>,
 ) -> Result<axum::Json<TokenResponse>, ApiError> {
+    let user = password_login(&state, &origin, peer, &body.email, body.password).await?;
+    Ok(axum::Json(
+        tokens::start_session(&state, &origin, &user).await?,
+    ))
+}
+
+/// The password check of every login — `POST /v1/auth/login`, the
+/// console's sign-in form and its re-authentication — under the same limits
+/// and in the same audit trail: the user when `sent_email` and `password`
+/// match an enabled user, else `invalid_credentials` (counted) or
+/// `too_many_attempts`.
+pub(crate) async fn password_login(
+    state: &AppState,
+    origin: &Origin,
+    peer: Option<std::net::IpAddr>,
+    sent_email: &str,
+    password: String,
+) -> Result<UserRecord, ApiError> {
     let now = state.now();
     // An address that is not an e-mail cannot match a user; it still costs
     // a dummy verify so the answer says nothing.
-    let email = input::email(&body.email).unwrap_or_default();
+    let email = input::email(sent_email).unwrap_or_default();
     let address = address_key(peer);
     // The account limit is per account *and* address (issue 15): one
     // address's failures never hold back another's login. The global
@@ -152,10 +170,10 @@ pub(crate) async fn login(
         state
             .audit
             .record(
-                &origin,
+                origin,
                 Actor::anonymous(),
                 AuditEvent::LoginLocked {
-                    email_fingerprint: tollgate_core::token_fingerprint(&body.email),
+                    email_fingerprint: tollgate_core::token_fingerprint(sent_email),
                     retry_after,
                 },
             )
@@ -168,10 +186,7 @@ pub(crate) async fn login(
         state.store.find_user_by_email(&email).await?
     };
     let hash = user.as_ref().map(|u| u.password_hash.clone());
-    let verified = state
-        .passwords
-        .verify(Secret::from(body.password), hash)
-        .await?;
+    let verified = state.passwords.verify(Secret::from(password), hash).await?;
     let user = match user {
         Some(user) if verified.matched && !user.disabled => user,
         user => {
@@ -191,11 +206,11 @@ pub(crate) async fn login(
             state
                 .audit
                 .record(
-                    &origin,
+                    origin,
                     Actor::anonymous(),
                     AuditEvent::LoginFailed {
                         user_id,
-                        email_fingerprint: tollgate_core::token_fingerprint(&body.email),
+                        email_fingerprint: tollgate_core::token_fingerprint(sent_email),
                         reason,
                     },
                 )
@@ -210,9 +225,7 @@ pub(crate) async fn login(
             tracing::warn!(sub = %user.id, error = %error, "storing a re-hashed password failed");
         }
     }
-    Ok(axum::Json(
-        tokens::start_session(&state, &origin, &user).await?,
-    ))
+    Ok(user)
 }
 
 /// `POST /v1/auth/refresh`.

@@ -89,6 +89,7 @@ pub(crate) fn router(state: AppState) -> Router {
     Router::new()
         .merge(public)
         .merge(sensitive)
+        .merge(crate::console::router(state.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -99,12 +100,18 @@ pub(crate) fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn not_found() -> ApiError {
-    ApiError::NotFound
+async fn not_found(uri: axum::http::Uri) -> Response {
+    if crate::console::owns(uri.path()) {
+        return crate::console::not_found();
+    }
+    ApiError::NotFound.into_response()
 }
 
-async fn method_not_allowed() -> ApiError {
-    ApiError::MethodNotAllowed
+async fn method_not_allowed(uri: axum::http::Uri) -> Response {
+    if crate::console::owns(uri.path()) {
+        return crate::console::method_not_allowed();
+    }
+    ApiError::MethodNotAllowed.into_response()
 }
 
 /// How long a request may take to be read and answered.

@@ -8,6 +8,7 @@ mod auth;
 mod bad_input;
 mod common;
 mod connections;
+mod console;
 mod discovery;
 mod feed;
 mod hostile;
