@@ -6,7 +6,9 @@
 //!   (the service-to-service call);
 //! - `POST /api/tools/{tool}` (a user with `tool:<tool>`, within the plan's
 //!   rate): runs a (pretend) tool and counts the call;
-//! - `GET /api/usage` (any user): the caller's counts per tool;
+//! - `GET /api/usage` (any user): the caller's calls per tool — with a
+//!   usage recorder (`--record-usage`), the token service's durable figures
+//!   plus this instance's calls not yet delivered;
 //! - `GET /api/admin/usage` (role `admin`): everyone's counts;
 //! - `GET /internal/agents` (service tokens only);
 //! - `GET /ws` (a user; CONTRACT §6): chat and tool calls over WebSocket,
@@ -61,6 +63,8 @@ pub struct AppState {
     pub peer: Arc<Peer>,
     /// WebSocket authentication and the live connections.
     pub ws: WsAuth,
+    /// Reads the token service's durable usage figures (`/api/usage`).
+    pub http: reqwest::Client,
 }
 
 impl AppState {
@@ -82,6 +86,7 @@ impl AppState {
             tools: Arc::new(tools),
             peer: Arc::new(Peer::new(peer_url, service_tokens)),
             ws,
+            http: reqwest::Client::new(),
         }
     }
 

@@ -14,14 +14,15 @@
 //! user's WebSocket connection count are shared by every instance through
 //! Redis, under
 //! `<namespace>:chat-backend`; its own: `CHAT_BACKEND_BIND`,
-//! `CHAT_BACKEND_PEER_URL`, `CHAT_BACKEND_ALLOWED_ORIGINS`. Exit status 2
+//! `CHAT_BACKEND_PEER_URL`, `CHAT_BACKEND_ALLOWED_ORIGINS`, `CHAT_BACKEND_RECORD_USAGE`
+//! (with `TOLLGATE_USAGE_SPOOL`, `TOLLGATE_USAGE_SPOOL_MAX`). Exit status 2
 //! when the configuration is invalid or the token service cannot be used.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::Parser;
-use tollgate_client::limits::{Plans, RedisLimits, ToolGate};
+use tollgate_client::limits::{Plans, RedisLimits, ToolGate, UsageRecorder};
 use tollgate_client::ws::{RedisSlots, WsAuth};
 use tollgate_client::{Authenticator, ServiceTokenSource};
 
@@ -42,6 +43,11 @@ struct Args {
     /// `Origin` (not browsers) are not subject to this list.
     #[arg(long, env = "CHAT_BACKEND_ALLOWED_ORIGINS", value_delimiter = ',')]
     allowed_origins: Option<Vec<String>>,
+    /// Record every admitted tool call as a durable usage event at the
+    /// token service (the client needs scope `usage`; spool:
+    /// `TOLLGATE_USAGE_SPOOL`, `TOLLGATE_USAGE_SPOOL_MAX`; docs/usage.md).
+    #[arg(long, env = "CHAT_BACKEND_RECORD_USAGE")]
+    record_usage: bool,
 }
 
 #[tokio::main]
@@ -107,6 +113,18 @@ async fn run(args: Args) -> Result<(), String> {
         }
         None => ToolGate::new(plans),
     };
+    let tools = match (&service_tokens, args.record_usage) {
+        (Some(tokens), true) => tools
+            .with_usage(UsageRecorder::builder(tokens.clone(), &config.issuer).settings(&config))
+            .await
+            .map_err(|e| e.to_string())?,
+        (None, true) => {
+            return Err(
+                "--record-usage needs TOLLGATE_CLIENT_ID and TOLLGATE_CLIENT_SECRET".into(),
+            );
+        }
+        (_, false) => tools,
+    };
     let ws = websocket_rules(
         ws,
         args.allowed_origins.as_deref(),
@@ -114,9 +132,20 @@ async fn run(args: Args) -> Result<(), String> {
     )?;
     let state = chat_backend::AppState::new(auth, tools, peer_url, service_tokens).with_ws(ws);
     tracing::info!(%local, issuer = %config.issuer, "chat-backend listening");
+    let recorder = state.tools.recorder().cloned();
     chat_backend::serve(listener, state, shutdown())
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    // What is still queued goes out (or into the spool) before exiting.
+    if let Some(recorder) = recorder
+        && !recorder.flush().await
+    {
+        tracing::warn!(
+            spooled = recorder.stats().spooled,
+            "usage events left undelivered in the spool; replayed at the next start"
+        );
+    }
+    Ok(())
 }
 
 /// The origin rule of CONTRACT §6 (any origin only in development): the

@@ -285,6 +285,15 @@ pub struct Backend {
 
 impl Backend {
     pub async fn start(service: &TokenService, auth: Authenticator) -> Backend {
+        Backend::start_with_gate(service, auth, ToolGate::new(Plans::builtin())).await
+    }
+
+    /// chat-backend with this tool gate (a usage recorder, say).
+    pub async fn start_with_gate(
+        service: &TokenService,
+        auth: Authenticator,
+        gate: ToolGate,
+    ) -> Backend {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let tokens = ServiceTokenSource::builder(
@@ -295,12 +304,7 @@ impl Backend {
         .build()
         .await
         .unwrap();
-        let state = chat_backend::AppState::new(
-            auth.clone(),
-            ToolGate::new(Plans::builtin()),
-            url.clone(),
-            Some(tokens),
-        );
+        let state = chat_backend::AppState::new(auth.clone(), gate, url.clone(), Some(tokens));
         let task = tokio::spawn(async move {
             axum::serve(listener, chat_backend::router(state))
                 .await

@@ -12,7 +12,7 @@ use tollgate_client::{Principal, ServiceTokenSource};
 use tollgate_core::Secret;
 use tollgate_core::wire::UsageEvent;
 
-use crate::support::TokenService;
+use crate::support::{Backend, TokenService};
 
 /// The reporting service's client (scope `usage`).
 const REPORTER: &str = "reporter";
@@ -218,4 +218,87 @@ async fn a_corrupt_spool_is_skipped_line_by_line_and_a_refused_event_alone_is_dr
         logs.contains("usage spool line 2 is not a usage event (cut short or corrupt); skipped"),
         "the skipped line is named in the log"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chat_backend_usage_reads_the_durable_figures_with_its_undelivered_calls() {
+    let service = TokenService::start().await;
+    let secret = service.server.create_client(REPORTER, &["usage"]).await;
+    let (_, token) = service.user("dee@example.com").await;
+    let spool = spool_path("usage.spool");
+    // Delivery only when asked (or at 1000 events): the calls stay pending.
+    let gate = ToolGate::new(Plans::builtin())
+        .with_usage(
+            recorder(tokens(&service, &secret).await, &service.issuer(), &spool)
+                .flush_interval(Duration::from_secs(3600)),
+        )
+        .await
+        .unwrap();
+    let recorder = gate.recorder().unwrap().clone();
+    let backend = Backend::start_with_gate(
+        &service,
+        service.authenticator().build().await.unwrap(),
+        gate,
+    )
+    .await;
+    for _ in 0..3 {
+        assert_eq!(
+            backend.http_post("/api/tools/search", &token).await.status,
+            200
+        );
+    }
+    let usage = backend.get("/api/usage", &token).await;
+    assert_eq!(usage.body["durable"], true, "{:?}", usage.body);
+    assert_eq!(usage.body["usage"], serde_json::json!({"search": 3}));
+    assert_eq!(
+        recorder.stats().delivered,
+        0,
+        "not delivered yet: counted as pending"
+    );
+
+    assert!(recorder.flush().await);
+    assert_eq!(recorder.stats().delivered, 3);
+    let usage = backend.get("/api/usage", &token).await;
+    assert_eq!(
+        usage.body["usage"],
+        serde_json::json!({"search": 3}),
+        "not counted twice"
+    );
+
+    // A restarted backend (fresh in-process counts) still answers the
+    // durable figures.
+    drop(backend);
+    let gate = ToolGate::new(Plans::builtin())
+        .with_usage(recorder_for(&service, &secret).await)
+        .await
+        .unwrap();
+    let backend = Backend::start_with_gate(
+        &service,
+        service.authenticator().build().await.unwrap(),
+        gate,
+    )
+    .await;
+    assert_eq!(
+        backend
+            .http_post("/api/tools/summarize", &token)
+            .await
+            .status,
+        200
+    );
+    let usage = backend.get("/api/usage", &token).await;
+    assert_eq!(
+        usage.body["usage"],
+        serde_json::json!({"search": 3, "summarize": 1}),
+        "{:?}",
+        usage.body
+    );
+}
+
+async fn recorder_for(service: &TokenService, secret: &str) -> UsageRecorderBuilder {
+    recorder(
+        tokens(service, secret).await,
+        &service.issuer(),
+        &spool_path("usage.spool"),
+    )
+    .flush_interval(Duration::from_secs(3600))
 }
