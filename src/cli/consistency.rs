@@ -35,14 +35,18 @@
 //! `watch --interval 30s` checks every interval and prints only what
 //! changed: the lines of URLs whose level, differences or error changed
 //! (all of them the first time) and the overall line when the overall level
-//! changed. It runs until interrupted.
+//! changed. It runs until interrupted. With `--webhook URL`, each round in
+//! which a level changed (the overall one, or a URL's; the first round
+//! too) is also posted there ([`alert`]; `--webhook-format slack` posts
+//! `{"text": …}`) by `super::webhook::Webhook`: a bounded queue and a task
+//! of its own, so a slow or dead receiver never holds up the checks.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 use tollgate_core::fingerprint::{Difference, Level, compare};
 use tollgate_core::wire::Fingerprint;
@@ -99,6 +103,23 @@ pub struct WatchArgs {
     /// is seconds).
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub interval: Duration,
+    /// Post every change of level (overall or of a URL) to this URL, as
+    /// JSON; retried with back-off, never holding up the checks.
+    #[arg(long, value_name = "URL")]
+    pub webhook: Option<String>,
+    /// The webhook's body: `json` (the alert object) or `slack`
+    /// (`{"text": …}`, for Slack-compatible incoming webhooks).
+    #[arg(long, value_enum, default_value = "json", requires = "webhook")]
+    pub webhook_format: WebhookFormat,
+}
+
+/// `--webhook-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WebhookFormat {
+    /// The alert object.
+    Json,
+    /// `{"text": "…"}`.
+    Slack,
 }
 
 impl ConsistencyCommand {
@@ -160,6 +181,11 @@ async fn check(targets: Targets) -> anyhow::Result<Outcome> {
 
 async fn watch(args: WatchArgs) -> anyhow::Result<Outcome> {
     let client = http_client(args.targets.timeout)?;
+    let webhook = args
+        .webhook
+        .as_deref()
+        .map(|url| super::webhook::Webhook::start(url, args.targets.timeout))
+        .transpose()?;
     let mut last_rows: HashMap<String, Row> = HashMap::new();
     let mut last_overall: Option<Level> = None;
     let mut ticker = tokio::time::interval(args.interval.max(Duration::from_millis(100)));
@@ -180,17 +206,100 @@ async fn watch(args: WatchArgs) -> anyhow::Result<Outcome> {
             }
         };
         let mut out = io::stdout().lock();
+        let mut level_changes: Vec<(Option<Level>, &Row)> = Vec::new();
         for row in &round.rows {
-            if last_rows.get(&row.url) != Some(row) {
+            let previous = last_rows.get(&row.url);
+            if previous != Some(row) {
+                if previous.map(|p| p.level) != Some(row.level) {
+                    level_changes.push((previous.map(|p| p.level), row));
+                }
                 print_row(&mut out, row, args.targets.json, Some(at))?;
                 last_rows.insert(row.url.clone(), row.clone());
             }
         }
-        if last_overall != Some(round.overall) {
+        let overall_changed = last_overall != Some(round.overall);
+        if let Some(webhook) = &webhook
+            && (overall_changed || !level_changes.is_empty())
+        {
+            webhook.post(alert(
+                &round,
+                last_overall,
+                &level_changes,
+                at,
+                args.webhook_format,
+            ));
+        }
+        if overall_changed {
             print_overall(&mut out, &round, args.targets.json, Some(at))?;
             last_overall = Some(round.overall);
         }
         out.flush()?;
+    }
+}
+
+/// The webhook body for a round in which a level changed: `json`
+/// `{"event": "consistency.level_changed", "at", "overall", "previous"
+/// (null at the start), "checked", "disagree", "unreachable", "changes":
+/// [{"url", "service", "level", "previous", "differences", "error"}]}`;
+/// `slack` `{"text"}` with one line per change.
+fn alert(
+    round: &Round,
+    previous: Option<Level>,
+    changes: &[(Option<Level>, &Row)],
+    at: u64,
+    format: WebhookFormat,
+) -> Value {
+    let level_name = |level: Option<Level>| level.map(Level::as_str);
+    match format {
+        WebhookFormat::Json => json!({
+            "event": "consistency.level_changed",
+            "at": at,
+            "overall": round.overall.as_str(),
+            "previous": level_name(previous),
+            "checked": round.rows.len(),
+            "disagree": round.disagree(),
+            "unreachable": round.unreachable(),
+            "changes": changes.iter().map(|(before, row)| json!({
+                "url": row.url,
+                "service": row.service,
+                "level": row.level.as_str(),
+                "previous": level_name(*before),
+                "differences": row.differences.iter().map(|d| json!({
+                    "field": d.field, "expected": d.expected, "found": d.found,
+                })).collect::<Vec<Value>>(),
+                "error": row.error,
+            })).collect::<Vec<Value>>(),
+        }),
+        WebhookFormat::Slack => {
+            let mut text = format!(
+                "tollgate consistency: {}{} ({} checked, {} disagree, {} unreachable)",
+                round.overall.as_str(),
+                previous.map_or_else(String::new, |p| format!(" (was {})", p.as_str())),
+                round.rows.len(),
+                round.disagree(),
+                round.unreachable()
+            );
+            for (before, row) in changes {
+                let detail = match &row.error {
+                    Some(error) => error.clone(),
+                    None if row.differences.is_empty() => "consistent".to_owned(),
+                    None => row
+                        .differences
+                        .iter()
+                        .map(|d| d.field.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                };
+                text.push_str(&format!(
+                    "\n• {} {}{} — {}: {detail}",
+                    row.level.as_str(),
+                    row.url,
+                    before.map_or_else(String::new, |b| format!(" (was {})", b.as_str())),
+                    row.service.as_deref().unwrap_or("?"),
+                ));
+            }
+            json!({ "text": text })
+        }
     }
 }
 

@@ -26,6 +26,7 @@ pub mod settings;
 pub mod token;
 pub mod usage;
 pub mod user;
+pub mod webhook;
 
 use std::io::{self, Write};
 use std::process::ExitCode;

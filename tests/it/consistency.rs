@@ -233,3 +233,190 @@ async fn watch_prints_each_change_of_state() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// A real local HTTP receiver: records every body posted to it; answers
+/// 503 to the first `fail_first` posts.
+async fn receiver(fail_first: usize) -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    use std::sync::{Arc, Mutex};
+    let posts: Arc<Mutex<Vec<Value>>> = Arc::new(Mutex::new(Vec::new()));
+    let failures = Arc::new(Mutex::new(fail_first));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let router = axum::Router::new().route(
+        "/hook",
+        axum::routing::post({
+            let (posts, failures) = (posts.clone(), failures.clone());
+            move |axum::Json(body): axum::Json<Value>| {
+                let (posts, failures) = (posts.clone(), failures.clone());
+                async move {
+                    let mut failures = failures.lock().unwrap();
+                    if *failures > 0 {
+                        *failures -= 1;
+                        return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+                    }
+                    posts.lock().unwrap().push(body);
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            }
+        }),
+    );
+    tokio::spawn(async move {
+        axum::serve(listener, router).await.unwrap();
+    });
+    (url, posts)
+}
+
+async fn posted(posts: &std::sync::Mutex<Vec<Value>>, count: usize) -> Vec<Value> {
+    for _ in 0..1000 {
+        let seen = posts.lock().unwrap().clone();
+        if seen.len() >= count {
+            return seen;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!(
+        "the webhook never got {count} posts: {:?}",
+        posts.lock().unwrap()
+    );
+}
+
+fn watch_child(args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["consistency", "watch", "--interval", "200ms"])
+        .args(args)
+        .env_clear()
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn watch_posts_each_change_of_level_to_a_webhook_retrying_a_failing_receiver() {
+    let server = TestServer::start().await;
+    let (chat, task) = backend(&server, "chat-backend", "api").await;
+    // The first post is answered 503: it is posted again.
+    let (hook, posts) = receiver(1).await;
+    let mut child = watch_child(&["--webhook", &hook, server.base_url(), &chat]);
+    let first = posted(&posts, 1).await;
+    assert_eq!(first[0]["event"], "consistency.level_changed");
+    assert_eq!(first[0]["overall"], "INFO");
+    assert_eq!(first[0]["previous"], Value::Null);
+    assert_eq!(first[0]["changes"].as_array().unwrap().len(), 2);
+    // Nothing changes: nothing is posted. Then the service goes away.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(posts.lock().unwrap().len(), 1, "only changes are posted");
+    task.abort();
+    let both = posted(&posts, 2).await;
+    let alert = &both[1];
+    assert_eq!(
+        (&alert["overall"], &alert["previous"]),
+        (&"WARNING".into(), &"INFO".into())
+    );
+    assert_eq!(alert["unreachable"], 1);
+    let change = &alert["changes"][0];
+    assert_eq!(change["url"], format!("{chat}/v1/fingerprint"));
+    assert_eq!(
+        (&change["level"], &change["previous"]),
+        (&"WARNING".into(), &"INFO".into())
+    );
+    assert_eq!(change["error"], "unreachable: connection failed");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn watch_posts_slack_text_and_a_dead_webhook_never_stops_the_checks() {
+    let server = TestServer::start().await;
+    let (chat, task) = backend(&server, "chat-backend", "api").await;
+    let (hook, posts) = receiver(0).await;
+    let mut child = watch_child(&[
+        "--webhook",
+        &hook,
+        "--webhook-format",
+        "slack",
+        server.base_url(),
+        &chat,
+    ]);
+    let first = posted(&posts, 1).await;
+    let text = first[0]["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("tollgate consistency: INFO (2 checked"),
+        "{text}"
+    );
+    task.abort();
+    let text = posted(&posts, 2).await[1]["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        text.starts_with("tollgate consistency: WARNING (was INFO)"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("• WARNING {chat}/v1/fingerprint (was INFO)")),
+        "{text}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // A webhook nobody listens on: the watch still prints every change.
+    let (chat, task) = backend(&server, "chat-backend", "api").await;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["consistency", "watch", "--interval", "200ms", "--json"])
+        .args([
+            "--webhook",
+            "http://127.0.0.1:9/nobody",
+            server.base_url(),
+            &chat,
+        ])
+        .env_clear()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (lines, receiver) = std::sync::mpsc::channel::<Value>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if lines.send(serde_json::from_str(&line).unwrap()).is_err() {
+                return;
+            }
+        }
+    });
+    let next = || receiver.recv_timeout(Duration::from_secs(20)).unwrap();
+    let first: Vec<Value> = (0..3).map(|_| next()).collect();
+    assert_eq!(first[2]["overall"], "INFO");
+    task.abort();
+    assert_eq!(next()["level"], "WARNING");
+    assert_eq!(next()["overall"], "WARNING");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn a_webhook_that_is_not_an_http_url_is_refused() {
+    let run = tollgate(&[
+        "consistency",
+        "watch",
+        "--webhook",
+        "ftp://example.com/hook",
+        "http://127.0.0.1:9",
+    ])
+    .run();
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.contains("is not an http:// or https:// URL"),
+        "{run:?}"
+    );
+    let run = tollgate(&[
+        "consistency",
+        "watch",
+        "--webhook-format",
+        "slack",
+        "http://127.0.0.1:9",
+    ])
+    .run();
+    assert_eq!(run.code, 2, "{run:?}");
+}
