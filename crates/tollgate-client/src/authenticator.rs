@@ -13,8 +13,17 @@
 //!    `introspect` policy with the feed down, the token service must also
 //!    confirm the token, and if it cannot be reached the token is refused
 //!    (fail closed: nothing cached can answer for a token never seen);
-//! 4. anything else (opaque tokens, deployments without a JWKS):
-//!    introspection, whose claims then pass `Validator::check_introspected`.
+//! 4. deployments without a JWKS or shared secret: introspection, whose
+//!    claims then pass `Validator::check_introspected` — but only for values
+//!    that can be a Tollgate token (`Validator::check_form`: size, three
+//!    base64url segments, a strict header with `typ`, `kid` and an `alg`
+//!    the token service signs with). Tollgate never issues opaque access
+//!    tokens (CONTRACT §3: an access token is a compact JWS), so a value
+//!    that is not a JWS is refused everywhere without a network call
+//!    (`malformed` and the other token codes: 401 `invalid_token` at the
+//!    HTTP edge), and an "inactive" answer is kept for 5 s by the token's
+//!    SHA-256 (see `introspect`), so a caller cannot turn its requests into
+//!    as many introspections (issue 15, item 6).
 //!
 //! Both feed-down policies end at the maximum staleness
 //! (`TOLLGATE_FEED_MAX_STALENESS`, default 30 s after the feed was last
@@ -107,6 +116,9 @@ pub struct Health {
     pub keys_fetched_at_ms: u64,
     /// JWKS requests made so far.
     pub jwks_fetches: u64,
+    /// Introspection requests sent so far (an answer from the short cache
+    /// of "inactive" answers sends none).
+    pub introspections: u64,
     /// Tokens in the validated-claims cache.
     pub cached_tokens: usize,
     /// Milliseconds since the feed was last current (0 while it is live).
@@ -127,7 +139,7 @@ impl Health {
     /// The snapshot as JSON: `{"status": "ok"|"degraded", "mode", "feed",
     /// "feed_since_ms", "feed_down_policy", "revocations", "cursor",
     /// "breaker", "keys", "keys_fetched_at_ms", "jwks_fetches",
-    /// "cached_tokens", "revocations_behind_ms", "revocations_stale"}`.
+    /// "introspections", "cached_tokens", "revocations_behind_ms", "revocations_stale"}`.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "status": if self.is_healthy() { "ok" } else { "degraded" },
@@ -144,6 +156,7 @@ impl Health {
             "keys": self.keys,
             "keys_fetched_at_ms": self.keys_fetched_at_ms,
             "jwks_fetches": self.jwks_fetches,
+            "introspections": self.introspections,
             "cached_tokens": self.cached_tokens,
             "revocations_behind_ms": self.revocations_behind_ms,
             "revocations_stale": self.revocations_stale,
@@ -407,6 +420,18 @@ impl AuthenticatorBuilder {
                             .into(),
                     ));
                 }
+                // No JWKS: an HS256 deployment. What the token service says
+                // it signs with is what `check_form` lets through to
+                // introspection.
+                let mut algorithms: Vec<Algorithm> = metadata
+                    .token_signing_alg_values_supported
+                    .iter()
+                    .filter_map(|name| Algorithm::from_name(name))
+                    .collect();
+                if algorithms.is_empty() {
+                    algorithms.push(Algorithm::HS256);
+                }
+                policy = policy.with_algorithms(&algorithms);
                 (
                     Mode::Introspection,
                     Validator::new(policy.clone(), VerifyingKeys::default()),
@@ -928,7 +953,14 @@ impl Authenticator {
             let keys = self.inner.keys.load();
             (keys.validator.policy().leeway(), keys.generation)
         };
-        if self.inner.mode == Mode::Introspection || !looks_like_jws(token) {
+        if self.inner.mode == Mode::Introspection {
+            // What cannot be a Tollgate token is not worth a question.
+            self.inner
+                .keys
+                .load()
+                .validator
+                .check_form(token)
+                .map_err(AuthError::Token)?;
             let principal = self.introspect(token, expect, now).await?;
             let confirmed_ms = clock::now_ms();
             self.inner.cache.insert(
@@ -1044,6 +1076,11 @@ impl Authenticator {
             keys: state.validator.keys().len(),
             keys_fetched_at_ms: state.fetched_at_ms,
             jwks_fetches: self.inner.key_source.as_ref().map_or(0, |s| s.fetches()),
+            introspections: self
+                .inner
+                .introspector
+                .as_ref()
+                .map_or(0, Introspector::requests),
             cached_tokens: self.inner.cache.len(),
             revocations_behind_ms: self.inner.feed.staleness_ms(clock::now_ms()).unwrap_or(0),
             revocations_stale: self.freshness() == Freshness::Stale,
@@ -1096,12 +1133,6 @@ impl Authenticator {
             previous_secret_until: None,
         }
     }
-}
-
-/// Whether `token` has the shape of a compact JWS (three segments); other
-/// tokens are opaque and can only be introspected.
-fn looks_like_jws(token: &str) -> bool {
-    token.bytes().filter(|b| *b == b'.').count() == 2
 }
 
 #[cfg(test)]

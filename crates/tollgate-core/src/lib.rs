@@ -53,6 +53,15 @@ pub type UnixTime = u64;
 /// Largest token the validator will look at, in bytes (CONTRACT §3).
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
+/// SHA-256 of a token: a key to remember something about a token by
+/// (an SDK's cache of "inactive" answers) without holding the token.
+pub fn token_digest(token: &str) -> [u8; 32] {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
+}
+
 /// Fingerprint of a token for logs: the first 8 hex characters of its
 /// SHA-256. Tokens themselves never reach a log line.
 pub fn token_fingerprint(token: &str) -> String {

@@ -195,6 +195,48 @@ impl Validator {
         &self.keys
     }
 
+    /// What can be decided about `token` without any key: whether it can
+    /// be a Tollgate access token at all (CONTRACT §3: every access token is
+    /// a compact JWS). At most [`crate::MAX_TOKEN_BYTES`]; three non-empty
+    /// base64url segments; a header that parses under the strict rules,
+    /// with `typ` `at+jwt`, a `kid`, and an `alg` of this policy. The same
+    /// checks, with the same errors, as [`Validator::validate`] makes before
+    /// it looks for the key — except that a token [`Validator::validate`]
+    /// would refuse later for an unknown key may be refused here first for
+    /// its `alg`. Passing says nothing about the signature or the claims.
+    ///
+    /// For holders that cannot verify a signature themselves (an SDK that
+    /// introspects HS256 tokens): what fails here needs no question to the
+    /// token service.
+    pub fn check_form(&self, token: &str) -> Result<(), Error> {
+        let parts = jws::split(token)?;
+        let base64url = |segment: &[u8]| {
+            segment
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
+        };
+        if !base64url(parts.payload) {
+            return Err(Error::Malformed("the payload is not base64url"));
+        }
+        if !base64url(parts.signature) {
+            return Err(Error::Malformed("the signature is not base64url"));
+        }
+        if self.canonical_headers.contains_key(parts.header) {
+            return Ok(());
+        }
+        let header = jws::parse_header(parts.header)?;
+        if !header.typ.as_deref().is_some_and(is_access_token_typ) {
+            return Err(Error::WrongTyp);
+        }
+        if header.kid.is_none() {
+            return Err(Error::UnknownKey);
+        }
+        match Algorithm::from_name(&header.alg) {
+            Some(alg) if self.policy.algorithms.contains(&alg) => Ok(()),
+            _ => Err(Error::AlgorithmNotAllowed),
+        }
+    }
+
     /// Validates `token` completely (see the module docs) and returns its claims.
     pub fn validate(
         &self,

@@ -2006,3 +2006,106 @@ fn revocation_by_jti_session_and_user() {
         ),
     ]);
 }
+
+/// `Validator::check_form` (issue 15, item 6: what an SDK that cannot
+/// verify refuses without asking the token service): every genuine token
+/// passes, keys or no keys; what cannot be a Tollgate access token fails,
+/// with the code `validate` gives it where both look at the same thing.
+#[test]
+fn check_form_refuses_what_cannot_be_a_token_with_validates_codes() {
+    let f = &*FIXTURE;
+    let keyless = |algorithms: &[Algorithm]| validator_for(&[], algorithms);
+    for key in [&f.ed, &f.ec, &f.rsa, &f.hs] {
+        let token = key.token(&user_claims());
+        assert_eq!(f.validator.check_form(&token), Ok(()), "{}", key.alg);
+        assert_eq!(
+            keyless(&Algorithm::ALL).check_form(&token),
+            Ok(()),
+            "{}",
+            key.alg
+        );
+        // A wrong signature and a stranger's key are for the signature
+        // check to find.
+        assert_eq!(
+            keyless(&Algorithm::ALL).check_form(&format!("{token}A")),
+            Ok(())
+        );
+    }
+    let hs_only = keyless(&[Algorithm::HS256]);
+    let ed = &f.ed;
+    let cases: Vec<(String, &str)> = vec![
+        (String::new(), "malformed"),
+        (
+            "tgr_opaque-refresh-token-0123456789".to_owned(),
+            "malformed",
+        ),
+        ("not-a-token".to_owned(), "malformed"),
+        ("a.b".to_owned(), "malformed"),
+        ("a.b.c.d.e".to_owned(), "malformed"),
+        ("a..c".to_owned(), "malformed"),
+        ("a.b.".to_owned(), "malformed"),
+        ("a.b.c".to_owned(), "malformed"),
+        ("e30.e30.e30".to_owned(), "algorithm_not_allowed"),
+        ("x".repeat(MAX_TOKEN_BYTES + 1), "token_too_large"),
+        (
+            ed.token_with(&header_minus(ed, "typ"), &user_claims()),
+            "wrong_typ",
+        ),
+        (
+            ed.token_with(&header_minus(ed, "kid"), &user_claims()),
+            "unknown_key",
+        ),
+        (
+            ed.token_with(&header_plus(ed, json!({"alg": "none"})), &user_claims()),
+            "algorithm_not_allowed",
+        ),
+        (
+            ed.token_with(&header_plus(ed, json!({"alg": "HS512"})), &user_claims()),
+            "algorithm_not_allowed",
+        ),
+        (
+            ed.token_with(
+                &header_plus(ed, json!({"jku": "https://evil"})),
+                &user_claims(),
+            ),
+            "header_not_allowed",
+        ),
+        (
+            ed.token_with(&header_plus(ed, json!({"crit": ["exp"]})), &user_claims()),
+            "unsupported_critical_header",
+        ),
+        (
+            ed.token_raw(
+                br#"{"alg":"EdDSA","alg":"EdDSA","kid":"ed-1","typ":"at+jwt"}"#,
+                b"{}",
+            ),
+            "malformed",
+        ),
+    ];
+    let none = tollgate_core::validate::dangerous::NoRevocations;
+    for (token, code) in &cases {
+        let refused = f.validator.check_form(token).expect_err(code);
+        assert_eq!(refused.code(), *code, "{token:.60}");
+        let validated = f.validator.validate(token, Expect::Any, NOW, &none);
+        assert_eq!(validated.unwrap_err().code(), *code, "{token:.60}");
+    }
+    // Segments outside the base64url alphabet: `validate` finds them when
+    // it decodes (a bad signature, or malformed), `check_form` at once.
+    let header = b64(ed.header().to_string());
+    for token in [
+        format!("{header}.pay load.sig"),
+        format!("{header}.payload.si=g"),
+    ] {
+        let refused = f.validator.check_form(&token).unwrap_err();
+        assert_eq!(refused.code(), "malformed");
+        assert!(
+            f.validator
+                .validate(&token, Expect::Any, NOW, &none)
+                .is_err()
+        );
+    }
+    // An EdDSA token, where only HS256 is accepted (an HS256 deployment).
+    let refused = hs_only.check_form(&ed.token(&user_claims())).unwrap_err();
+    assert_eq!(refused.code(), "algorithm_not_allowed");
+    assert_eq!(hs_only.check_form(&f.hs.token(&user_claims())), Ok(()));
+}
