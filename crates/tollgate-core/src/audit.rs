@@ -155,6 +155,17 @@ pub enum AuditEvent {
         /// Its scopes.
         scopes: Vec<String>,
     },
+    /// An admin deleted a service client (every token it holds is revoked).
+    ClientDeleted {
+        /// The client.
+        client_id: String,
+    },
+    /// An admin gave a service client a new secret (the old one stops
+    /// working).
+    ClientSecretRotated {
+        /// The client.
+        client_id: String,
+    },
     /// The signing keys were rotated.
     KeysRotated {
         /// The new active key.
@@ -197,6 +208,8 @@ impl AuditEvent {
             AuditEvent::UserCreated { .. } => "admin.user_created",
             AuditEvent::UserUpdated { .. } => "admin.user_updated",
             AuditEvent::ClientCreated { .. } => "admin.client_created",
+            AuditEvent::ClientDeleted { .. } => "admin.client_deleted",
+            AuditEvent::ClientSecretRotated { .. } => "admin.client_secret_rotated",
             AuditEvent::KeysRotated { .. } => "keys.rotated",
             AuditEvent::ConfigLoaded { .. } => "config.loaded",
             AuditEvent::Pruned { .. } => "audit.pruned",
@@ -276,6 +289,8 @@ impl AuditEvent {
             AuditEvent::ClientCreated { client_id, scopes } => {
                 (Some(client_id), json!({ "scopes": scopes }))
             }
+            AuditEvent::ClientDeleted { client_id }
+            | AuditEvent::ClientSecretRotated { client_id } => (Some(client_id), json!({})),
             AuditEvent::KeysRotated { kid } => (Some(kid), json!({})),
             AuditEvent::ConfigLoaded {
                 environment,

@@ -362,6 +362,32 @@ impl Store for Guarded {
             .await
     }
 
+    async fn delete_client(
+        &self,
+        client_id: &str,
+        revocation: NewRevocation,
+    ) -> Result<Option<RevocationEvent>, StoreError> {
+        self.call(
+            "delete_client",
+            true,
+            self.inner.delete_client(client_id, revocation),
+        )
+        .await
+    }
+
+    async fn set_client_secret(
+        &self,
+        client_id: &str,
+        secret_digest: &str,
+    ) -> Result<bool, StoreError> {
+        self.call(
+            "set_client_secret",
+            true,
+            self.inner.set_client_secret(client_id, secret_digest),
+        )
+        .await
+    }
+
     async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
         self.call("list_keys", true, self.inner.list_keys()).await
     }

@@ -562,6 +562,22 @@ pub trait Store: Send + Sync + 'static {
     async fn find_client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError>;
     /// Every client, oldest first.
     async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError>;
+    /// Deletes a client and, in the same transaction, revokes every token
+    /// it was issued before `revocation.at` (a `user` event whose value is
+    /// the client id; `revocation.value` is ignored). Its id becomes free
+    /// again. `None` when there is no such client.
+    async fn delete_client(
+        &self,
+        client_id: &str,
+        revocation: NewRevocation,
+    ) -> Result<Option<RevocationEvent>, StoreError>;
+    /// Replaces a client's secret digest (a new secret; the old one stops
+    /// working). `false` when there is no such client.
+    async fn set_client_secret(
+        &self,
+        client_id: &str,
+        secret_digest: &str,
+    ) -> Result<bool, StoreError>;
 
     /// Every signing key, newest first.
     async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError>;

@@ -977,6 +977,58 @@ impl<D: Dialect> Store for SqlStore<D> {
         .await
     }
 
+    async fn delete_client(
+        &self,
+        client_id: &str,
+        revocation: NewRevocation,
+    ) -> Result<Option<RevocationEvent>, StoreError> {
+        let mut tx = self.write().await?;
+        let deleted = execute::<D>(
+            &mut tx,
+            "DELETE FROM clients WHERE client_id = $1",
+            &[Arg::Text(client_id)],
+        )
+        .await
+        .map_err(unavailable)?;
+        if deleted == 0 {
+            return Ok(None);
+        }
+        execute::<D>(
+            &mut tx,
+            "DELETE FROM subjects WHERE subject = $1 AND kind = 'client'",
+            &[Arg::Text(client_id)],
+        )
+        .await
+        .map_err(unavailable)?;
+        let event = append_event::<D>(
+            &mut tx,
+            RevocationKind::User,
+            client_id,
+            revocation.at,
+            revocation.expires_at,
+        )
+        .await?;
+        commit(tx).await?;
+        Ok(Some(event))
+    }
+
+    async fn set_client_secret(
+        &self,
+        client_id: &str,
+        secret_digest: &str,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write().await?;
+        let changed = execute::<D>(
+            &mut tx,
+            "UPDATE clients SET secret_digest = $2 WHERE client_id = $1",
+            &[Arg::Text(client_id), Arg::Text(secret_digest)],
+        )
+        .await
+        .map_err(unavailable)?;
+        commit(tx).await?;
+        Ok(changed > 0)
+    }
+
     async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
         list(
             self,

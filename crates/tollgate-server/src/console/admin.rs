@@ -15,7 +15,8 @@ use super::{Refusal, chart};
 use crate::audit::Origin;
 use crate::extract::{Form, PathId, Peer, RawQuery};
 use crate::routes::admin::{
-    apply_user_update, create_user_as, register_client, revoke_user_as, rotate,
+    apply_user_update, create_user_as, delete_client_as, register_client, revoke_user_as, rotate,
+    rotate_client_secret_as,
 };
 use crate::routes::auth::password_login;
 use crate::state::AppState;
@@ -379,7 +380,11 @@ pub(super) async fn clients(
                 thead { tr { th scope="col" { "Client id" } th scope="col" { "Scopes" } th scope="col" { "Registered" } } }
                 tbody {
                     @for client in &clients {
-                        tr { td { code { (client.client_id) } } td { (client.scopes.join(" ")) } td { (when(client.created_at)) } }
+                        tr {
+                            td data-label="Client id" { a href=(format!("/console/clients/{}", client.client_id)) { code { (client.client_id) } } }
+                            td data-label="Scopes" { (client.scopes.join(" ")) }
+                            td data-label="Registered" { (when(client.created_at)) }
+                        }
                     }
                 }
             }
@@ -409,16 +414,94 @@ pub(super) async fn create_client(
         names(form.get("scopes")),
     )
     .await?;
-    let secret = secret.expose_str().ok_or(ApiError::Internal)?.to_owned();
+    let secret = secret.expose_str().ok_or(ApiError::Internal)?;
+    Ok(secret_page(
+        &viewer,
+        &record.client_id,
+        secret,
+        "is registered",
+    ))
+}
+
+/// `GET /console/clients/{id}`: one client; rotate its secret (after the
+/// password again) or delete it.
+pub(super) async fn client(
+    State(state): State<AppState>,
+    Extension(viewer): Extension<Viewer>,
+    PathId(id): PathId,
+) -> Result<Html<String>, Refusal> {
+    let client = state
+        .store
+        .find_client(&id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let base = format!("/console/clients/{}", client.client_id);
     let content = html! {
-        p role="status" { "The client " code { (record.client_id) } " is registered." }
+        dl class="facts" {
+            dt { "Client id" } dd { code { (client.client_id) } }
+            dt { "Scopes" } dd { (client.scopes.join(" ")) }
+            dt { "Registered" } dd { (when(client.created_at)) }
+        }
+        div class="actions" {
+            form class="card" method="post" action=(format!("{base}/rotate")) {
+                (csrf(&viewer))
+                p { "A new secret replaces the old one, which stops working." }
+                (password_field())
+                button type="submit" { "Rotate the secret and show it" }
+            }
+            form class="card" method="post" action=(format!("{base}/delete")) {
+                (csrf(&viewer))
+                p { "Deleting the client revokes every token it holds." }
+                button type="submit" class="danger" { "Delete the client" }
+            }
+        }
+    };
+    Ok(html(
+        &format!("Client {}", client.client_id),
+        &viewer,
+        content,
+    ))
+}
+
+/// The one answer that shows a client's secret.
+fn secret_page(viewer: &Viewer, client_id: &str, secret: &str, what: &str) -> Html<String> {
+    let content = html! {
+        p role="status" { "The client " code { (client_id) } " " (what) "." }
         div class="secret card" {
             label for="secret" { "Its secret — shown this once; copy it now" }
             input id="secret" type="text" readonly value=(secret) class="mono";
         }
         p { a href="/console/clients" { "Back to the clients" } }
     };
-    Ok(html("Client registered", &viewer, content))
+    html("Client secret", viewer, content)
+}
+
+/// `POST /console/clients/{id}/rotate`, after the password again: the new
+/// secret is in this answer only.
+pub(super) async fn rotate_client_secret(
+    State(state): State<AppState>,
+    origin: Origin,
+    Peer(peer): Peer,
+    Extension(viewer): Extension<Viewer>,
+    Extension(Posted(form)): Extension<Posted>,
+    PathId(id): PathId,
+) -> Result<Html<String>, Refusal> {
+    reauthenticate(&state, &origin, peer, &viewer, &form).await?;
+    let secret = rotate_client_secret_as(&state, &origin, &viewer.claims, &id).await?;
+    let secret = secret.expose_str().ok_or(ApiError::Internal)?;
+    Ok(secret_page(&viewer, &id, secret, "has a new secret"))
+}
+
+/// `POST /console/clients/{id}/delete`.
+pub(super) async fn delete_client(
+    State(state): State<AppState>,
+    origin: Origin,
+    Extension(viewer): Extension<Viewer>,
+    Extension(_): Extension<Posted>,
+    PathId(id): PathId,
+) -> Result<Response, Refusal> {
+    delete_client_as(&state, &origin, &viewer.claims, &id).await?;
+    Ok(Redirect::to("/console/clients").into_response())
 }
 
 /// `GET /console/keys`: each key's status and age, and when a retired key

@@ -192,6 +192,12 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
             "/console/clients",
             get(admin::clients).post(admin::create_client),
         )
+        .route("/console/clients/{id}", get(admin::client))
+        .route(
+            "/console/clients/{id}/rotate",
+            post(admin::rotate_client_secret),
+        )
+        .route("/console/clients/{id}/delete", post(admin::delete_client))
         .route("/console/keys", get(admin::keys))
         .route("/console/keys/rotate", post(admin::rotate_keys))
         .route("/console/revocations", get(admin::revocations))

@@ -12,7 +12,9 @@ use tollgate_core::wire::{
     AuditPage, Client, ClientCreated, ClientList, CreateClient, CreateUser, ErrorBody, KeyList,
     Rotated, UpdateUser, User, UserList,
 };
-use tollgate_store::{AuditFilter, AuditRow, ClientRecord, UserRecord, UserUpdate};
+use tollgate_store::{
+    AuditFilter, AuditRow, ClientRecord, NewRevocation, RevocationKind, UserRecord, UserUpdate,
+};
 
 use crate::ApiError;
 use crate::accounts::{self, NewUser};
@@ -315,6 +317,78 @@ pub(crate) async fn register_client(
         )
         .await;
     Ok((record, secret))
+}
+
+/// Deletes a client for an admin (the console): its tokens are revoked in
+/// the same transaction, this instance forgets it at once (others within
+/// `clients::TTL`), in the audit trail. `NotFound` for an unknown id.
+pub(crate) async fn delete_client_as(
+    state: &AppState,
+    origin: &Origin,
+    admin: &Claims,
+    client_id: &str,
+) -> Result<(), ApiError> {
+    let now = state.now();
+    let longest = state
+        .config
+        .access_token_ttl
+        .max(state.config.service_token_ttl);
+    let revocation = NewRevocation {
+        kind: RevocationKind::User,
+        value: client_id.to_owned(),
+        at: now,
+        expires_at: now
+            .saturating_add(longest)
+            .saturating_add(state.config.leeway),
+    };
+    let event = state
+        .store
+        .delete_client(client_id, revocation)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    state.clients.forget(client_id);
+    state.revoked(std::slice::from_ref(&event));
+    tracing::info!(client_id, by = %admin.sub, "client deleted; its tokens revoked");
+    state
+        .audit
+        .record(
+            origin,
+            Actor::of(admin),
+            AuditEvent::ClientDeleted {
+                client_id: client_id.to_owned(),
+            },
+        )
+        .await;
+    Ok(())
+}
+
+/// Gives a client a new secret for an admin (the console), to be shown
+/// once; the old secret stops working here at once (elsewhere within
+/// `clients::TTL`). In the audit trail. `NotFound` for an unknown id.
+pub(crate) async fn rotate_client_secret_as(
+    state: &AppState,
+    origin: &Origin,
+    admin: &Claims,
+    client_id: &str,
+) -> Result<tollgate_core::Secret, ApiError> {
+    let secret = tollgate_core::opaque::generate(tollgate_core::opaque::CLIENT_SECRET_PREFIX)?;
+    let digest = tollgate_core::opaque::digest(secret.expose());
+    if !state.store.set_client_secret(client_id, &digest).await? {
+        return Err(ApiError::NotFound);
+    }
+    state.clients.forget(client_id);
+    tracing::info!(client_id, by = %admin.sub, "client secret rotated");
+    state
+        .audit
+        .record(
+            origin,
+            Actor::of(admin),
+            AuditEvent::ClientSecretRotated {
+                client_id: client_id.to_owned(),
+            },
+        )
+        .await;
+    Ok(secret)
 }
 
 fn client_view(client: ClientRecord) -> Client {

@@ -175,6 +175,24 @@ impl Store for Hooked {
         self.inner.list_clients().await
     }
 
+    async fn delete_client(
+        &self,
+        client_id: &str,
+        revocation: NewRevocation,
+    ) -> Result<Option<RevocationEvent>, StoreError> {
+        self.before("delete_client").await?;
+        self.inner.delete_client(client_id, revocation).await
+    }
+
+    async fn set_client_secret(
+        &self,
+        client_id: &str,
+        secret_digest: &str,
+    ) -> Result<bool, StoreError> {
+        self.before("set_client_secret").await?;
+        self.inner.set_client_secret(client_id, secret_digest).await
+    }
+
     async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
         self.before("list_keys").await?;
         self.inner.list_keys().await

@@ -911,3 +911,83 @@ async fn console_actions_are_in_the_audit_trail() {
         "no client secret in the trail"
     );
 }
+
+#[tokio::test]
+async fn a_clients_secret_is_rotated_after_the_password_again_and_a_deleted_clients_tokens_die() {
+    let api = Api::start().await;
+    let mut admin = Browser::admin(&api).await;
+    let (_, old_secret) = api.client("billing", &["introspect"]).await;
+    let introspector = api.client("auditor", &["introspect"]).await;
+    let token = api.service_token("billing", &old_secret).await;
+    assert!(api.is_active(&introspector, &token).await);
+    let page = "/console/clients/billing";
+    admin.get(page).await.expect(200);
+    admin.get("/console/clients/nobody").await.expect(404);
+    admin
+        .submit(
+            page,
+            "/console/clients/billing/rotate",
+            &[("password", "wrong password here")],
+        )
+        .await
+        .expect(401);
+    let password = api.server.admin_password().to_owned();
+    admin
+        .submit(
+            page,
+            "/console/clients/nobody/rotate",
+            &[("password", &password)],
+        )
+        .await
+        .expect(404);
+    let shown = admin
+        .submit(
+            page,
+            "/console/clients/billing/rotate",
+            &[("password", &password)],
+        )
+        .await;
+    shown.expect(200);
+    let at = shown.text.find("tgs_").expect("the new secret is shown");
+    let new_secret = shown.text[at..].split('"').next().unwrap().to_owned();
+    assert_ne!(new_secret, old_secret);
+    api.post_form(
+        "/oauth/token",
+        Some(("billing", &old_secret)),
+        &[("grant_type", "client_credentials")],
+    )
+    .await
+    .expect(401, Some("invalid_client"));
+    let fresh = api.service_token("billing", &new_secret).await;
+    assert!(!admin.get(page).await.text.contains(&new_secret));
+
+    admin
+        .submit(page, "/console/clients/nobody/delete", &[])
+        .await
+        .expect(404);
+    // A revocation kills what was issued before its second.
+    api.server.clock().advance(1);
+    let deleted = admin
+        .submit(page, "/console/clients/billing/delete", &[])
+        .await;
+    deleted.expect(303);
+    assert_eq!(deleted.header("location"), "/console/clients");
+    assert!(!api.is_active(&introspector, &token).await);
+    assert!(!api.is_active(&introspector, &fresh).await);
+    api.post_form(
+        "/oauth/token",
+        Some(("billing", &new_secret)),
+        &[("grant_type", "client_credentials")],
+    )
+    .await
+    .expect(401, Some("invalid_client"));
+    admin.get(page).await.expect(404);
+    assert!(!admin.get("/console/clients").await.text.contains("billing"));
+    api.server.flush_audit().await;
+    let trail = api
+        .get("/v1/admin/audit?limit=1000", Some(&api.admin_token().await))
+        .await;
+    assert!(trail.text.contains("admin.client_secret_rotated"));
+    assert!(trail.text.contains("admin.client_deleted"));
+    assert!(!trail.text.contains(&new_secret));
+}

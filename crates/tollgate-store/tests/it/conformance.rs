@@ -75,6 +75,7 @@ macro_rules! conformance_tests {
             a_reader_following_the_feed_never_misses_an_event,
             purging_removes_only_what_can_no_longer_matter,
             clients_are_stored_listed_and_never_share_a_user_id,
+            a_client_is_deleted_with_its_tokens_and_its_secret_replaced,
             keys_round_trip_and_only_one_is_active,
             a_rotation_keeps_one_next_key_and_appends_a_keys_event,
             data_survives_close_and_reopen,
@@ -1427,6 +1428,70 @@ pub async fn clients_are_stored_listed_and_never_share_a_user_id(backend: &dyn B
     ));
     assert_eq!(store.find_client(&alice.id).await.unwrap(), None);
     assert_eq!(store.list_clients().await.unwrap().len(), 2);
+}
+
+pub async fn a_client_is_deleted_with_its_tokens_and_its_secret_replaced(backend: &dyn Backend) {
+    let store = backend.store();
+    let billing = client("billing", &["introspect"]);
+    store.create_client(billing.clone()).await.unwrap();
+    store.create_client(client("chat", &[])).await.unwrap();
+
+    let digest = opaque::digest(b"a new secret");
+    assert!(store.set_client_secret("billing", &digest).await.unwrap());
+    let found = store.find_client("billing").await.unwrap().unwrap();
+    assert_eq!(found.secret_digest, digest);
+    assert_eq!(found.scopes, billing.scopes);
+    assert!(!store.set_client_secret("nobody", &digest).await.unwrap());
+
+    let before = store.last_cursor().await.unwrap();
+    let event = store
+        .delete_client(
+            "billing",
+            revocation(RevocationKind::User, "ignored", NOW, NOW + 120),
+        )
+        .await
+        .unwrap()
+        .expect("deleted");
+    assert_eq!(event.kind, RevocationKind::User);
+    assert_eq!(event.value, "billing");
+    assert_eq!(event.at, NOW);
+    assert!(event.cursor > before);
+    assert_eq!(
+        store.revocations_after(before, 10, NOW).await.unwrap(),
+        vec![event]
+    );
+    assert_eq!(store.find_client("billing").await.unwrap(), None);
+    assert_eq!(store.list_clients().await.unwrap().len(), 1);
+    // Gone: a second delete finds nothing and writes nothing.
+    let last = store.last_cursor().await.unwrap();
+    assert_eq!(
+        store
+            .delete_client(
+                "billing",
+                revocation(RevocationKind::User, "billing", NOW, NOW + 120)
+            )
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.last_cursor().await.unwrap(), last);
+    // The id is free again.
+    store.create_client(billing.clone()).await.unwrap();
+    assert_eq!(store.find_client("billing").await.unwrap(), Some(billing));
+    // A user's id is not a client's to delete.
+    let alice = user("alice@example.com");
+    store.create_user(alice.clone()).await.unwrap();
+    assert_eq!(
+        store
+            .delete_client(
+                &alice.id,
+                revocation(RevocationKind::User, &alice.id, NOW, NOW + 120)
+            )
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(store.find_user(&alice.id).await.unwrap().is_some());
 }
 
 pub async fn keys_round_trip_and_only_one_is_active(backend: &dyn Backend) {
