@@ -57,6 +57,10 @@ fn two_legacy_lifetimes_that_disagree_fail_naming_both() {
         TOLLGATE_LOGIN_FAILURES_PER_ADDRESS         50                                    default (development)
         TOLLGATE_REGISTRATIONS_PER_ADDRESS          20                                    default (development)
         TOLLGATE_STORE_TIMEOUT                      2                                     default (development)
+        TOLLGATE_AUDIT_RETENTION                    7776000 (90d)                         default (development)
+        TOLLGATE_AUDIT_WEBHOOK_URL                  (unset)                               default (development)
+        TOLLGATE_AUDIT_WEBHOOK_TYPES                token.refresh_reuse,login.locked      default (development)
+        TOLLGATE_AUDIT_WEBHOOK_SECRET               (unset)                               default (development)
 
         error: JWT_ACCESS_TOKEN_EXPIRE_MINUTES=30 (= 1800 s) and JWT_ACCESS_EXPIRY_MINUTES=15 (= 900 s) disagree; set only TOLLGATE_ACCESS_TOKEN_TTL
         warning: JWT_ACCESS_TOKEN_EXPIRE_MINUTES is a deprecated name; use TOLLGATE_ACCESS_TOKEN_TTL
@@ -524,6 +528,46 @@ fn production_json_lists_sources_and_errors() {
                 "kind": "default"
               },
               "value": "2"
+            },
+            {
+              "key": "audit_retention",
+              "name": "TOLLGATE_AUDIT_RETENTION",
+              "secret": false,
+              "source": {
+                "environment": "production",
+                "kind": "default"
+              },
+              "value": "7776000 (90d)"
+            },
+            {
+              "key": "audit_webhook_url",
+              "name": "TOLLGATE_AUDIT_WEBHOOK_URL",
+              "secret": true,
+              "source": {
+                "environment": "production",
+                "kind": "default"
+              },
+              "value": null
+            },
+            {
+              "key": "audit_webhook_types",
+              "name": "TOLLGATE_AUDIT_WEBHOOK_TYPES",
+              "secret": false,
+              "source": {
+                "environment": "production",
+                "kind": "default"
+              },
+              "value": "token.refresh_reuse,login.locked"
+            },
+            {
+              "key": "audit_webhook_secret",
+              "name": "TOLLGATE_AUDIT_WEBHOOK_SECRET",
+              "secret": true,
+              "source": {
+                "environment": "production",
+                "kind": "default"
+              },
+              "value": null
             }
           ],
           "warnings": [

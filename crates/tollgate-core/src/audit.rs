@@ -189,8 +189,41 @@ pub enum AuditEvent {
         before: UnixTime,
         /// How many.
         rows: u64,
+        /// Where every chain that lost events now starts (see [`Anchor`]).
+        anchors: Vec<Anchor>,
     },
 }
+
+/// Where a pruned chain starts: the position and hash of the last event
+/// gone. The oldest remaining event must link to it (`seq + 1`,
+/// `prev_hash == hash`); a chain with no event left must have it as its
+/// head. Recorded in every `audit.pruned` event for every such chain, so a
+/// verifier tells retention from deletion.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Anchor {
+    /// The chain.
+    pub chain: String,
+    /// The last position gone.
+    pub seq: u64,
+    /// Its hash.
+    pub hash: String,
+}
+
+/// The anchors an `audit.pruned` event's stored details name (none when
+/// they cannot be read).
+pub fn pruned_anchors(details: &str) -> Vec<Anchor> {
+    #[derive(serde::Deserialize)]
+    struct Details {
+        #[serde(default)]
+        anchors: Vec<Anchor>,
+    }
+    serde_json::from_str::<Details>(details)
+        .map(|d| d.anchors)
+        .unwrap_or_default()
+}
+
+/// The stored type of [`AuditEvent::Pruned`].
+pub const PRUNED: &str = "audit.pruned";
 
 impl AuditEvent {
     /// The stored type, e.g. `login.failed`.
@@ -212,7 +245,7 @@ impl AuditEvent {
             AuditEvent::ClientSecretRotated { .. } => "admin.client_secret_rotated",
             AuditEvent::KeysRotated { .. } => "keys.rotated",
             AuditEvent::ConfigLoaded { .. } => "config.loaded",
-            AuditEvent::Pruned { .. } => "audit.pruned",
+            AuditEvent::Pruned { .. } => PRUNED,
         }
     }
 
@@ -302,9 +335,14 @@ impl AuditEvent {
                 json!({ "environment": environment, "issuer": issuer,
                         "fingerprint": fingerprint, "kids": kids }),
             ),
-            AuditEvent::Pruned { before, rows } => {
-                (None, json!({ "before": before, "rows": rows }))
-            }
+            AuditEvent::Pruned {
+                before,
+                rows,
+                anchors,
+            } => (
+                None,
+                json!({ "before": before, "rows": rows, "anchors": anchors }),
+            ),
         };
         (subject, details.to_string())
     }
@@ -362,6 +400,15 @@ pub fn chain_hash(prev: &str, content: &AuditContent<'_>) -> String {
     hex(hasher.finish().as_ref())
 }
 
+/// The signature of an audit webhook body: `sha256=` and the lower-case
+/// hex HMAC-SHA256 of exactly the bytes sent, keyed with
+/// `TOLLGATE_AUDIT_WEBHOOK_SECRET` (docs/audit.md shows how to check it).
+pub fn webhook_signature(key: &[u8], body: &[u8]) -> String {
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
+    let tag = aws_lc_rs::hmac::sign(&key, body);
+    format!("sha256={}", hex(tag.as_ref()))
+}
+
 fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
@@ -388,6 +435,10 @@ pub enum Break {
     /// The chain's recorded head (its last position and hash) is not its
     /// last event: events were deleted from the end.
     Head,
+    /// The chain's oldest events are gone but the latest `audit.pruned`
+    /// event does not name where it now starts: they were deleted, not
+    /// pruned.
+    Unanchored,
 }
 
 impl Break {
@@ -401,23 +452,35 @@ impl Break {
             Break::Head => {
                 "the chain's recorded head is not its last event (events at the end are missing)"
             }
+            Break::Unanchored => {
+                "events before it are gone and no audit.pruned event names it (deleted, not pruned)"
+            }
         }
     }
 }
 
 /// Walks one chain in position order; feed it every event of the chain.
-/// The first event is the anchor: its `prev_hash` is trusted (after
-/// pruning it is the hash of an event that is gone), except that position
-/// 1 must start at [`GENESIS`].
+/// Position 1 must start at [`GENESIS`]; a chain whose oldest events were
+/// pruned must start where its [`Anchor`] says.
 #[derive(Debug, Default)]
 pub struct ChainVerifier {
     last: Option<(u64, String)>,
+    anchor: Option<(u64, String)>,
 }
 
 impl ChainVerifier {
-    /// A verifier for a new chain.
+    /// A verifier for a chain that was never pruned.
     pub fn new() -> ChainVerifier {
         ChainVerifier::default()
+    }
+
+    /// A verifier for a chain the latest `audit.pruned` event anchors
+    /// (`None`: it names none).
+    pub fn anchored(anchor: Option<&Anchor>) -> ChainVerifier {
+        ChainVerifier {
+            last: None,
+            anchor: anchor.map(|a| (a.seq, a.hash.clone())),
+        }
     }
 
     /// Checks the next event of the chain.
@@ -429,6 +492,10 @@ impl ChainVerifier {
     ) -> Result<(), Break> {
         match &self.last {
             None if content.seq == 1 && prev_hash != GENESIS => return Err(Break::Genesis),
+            None if content.seq > 1 => match &self.anchor {
+                Some((seq, hash)) if seq.saturating_add(1) == content.seq && hash == prev_hash => {}
+                _ => return Err(Break::Unanchored),
+            },
             None => {}
             Some((seq, _)) if content.seq != seq.saturating_add(1) => return Err(Break::Gap),
             Some((_, last)) if last != prev_hash => return Err(Break::Link),
@@ -442,11 +509,14 @@ impl ChainVerifier {
     }
 
     /// Checks the chain's recorded head against the last event seen; a
-    /// chain whose events were all pruned has none and passes.
+    /// chain with no event left must have been pruned up to its head.
     pub fn finish(&self, head_seq: u64, head_hash: &str) -> Result<(), Break> {
-        match &self.last {
-            Some((seq, hash)) if *seq != head_seq || hash != head_hash => Err(Break::Head),
-            _ => Ok(()),
+        match (&self.last, &self.anchor) {
+            (Some((seq, hash)), _) if *seq != head_seq || hash != head_hash => Err(Break::Head),
+            (Some(_), _) => Ok(()),
+            (None, _) if head_seq == 0 => Ok(()),
+            (None, Some((seq, hash))) if *seq == head_seq && hash == head_hash => Ok(()),
+            (None, _) => Err(Break::Unanchored),
         }
     }
 }
@@ -494,7 +564,41 @@ mod tests {
     fn an_intact_chain_verifies_and_a_pruned_one_from_its_anchor() {
         let rows = chain(5);
         assert_eq!(check(&rows), Ok(()));
-        assert_eq!(check(&rows[2..]), Ok(()));
+        // Pruned up to position 2: anchored there it verifies, else not.
+        assert_eq!(check(&rows[2..]), Err((3, Break::Unanchored)));
+        let anchor = Anchor {
+            chain: "instance:a".to_owned(),
+            seq: 2,
+            hash: rows[1].2.clone(),
+        };
+        let mut verifier = ChainVerifier::anchored(Some(&anchor));
+        for (c, prev, hash) in &rows[2..] {
+            verifier.check(c, prev, hash).unwrap();
+        }
+        assert_eq!(verifier.finish(5, &rows[4].2), Ok(()));
+        let mut wrong = ChainVerifier::anchored(Some(&Anchor {
+            seq: 1,
+            ..anchor.clone()
+        }));
+        assert_eq!(
+            wrong.check(&rows[2].0, &rows[2].1, &rows[2].2),
+            Err(Break::Unanchored)
+        );
+        // Every event gone: the head must be the anchor.
+        let at_head = Anchor {
+            seq: 5,
+            hash: rows[4].2.clone(),
+            ..anchor
+        };
+        assert_eq!(
+            ChainVerifier::anchored(Some(&at_head)).finish(5, &rows[4].2),
+            Ok(())
+        );
+        assert_eq!(
+            ChainVerifier::new().finish(5, &rows[4].2),
+            Err(Break::Unanchored)
+        );
+        assert_eq!(ChainVerifier::new().finish(0, GENESIS), Ok(()));
         let mut verifier = ChainVerifier::new();
         for (c, prev, hash) in &rows {
             verifier.check(c, prev, hash).unwrap();
@@ -518,6 +622,15 @@ mod tests {
         let mut genesis = rows.clone();
         genesis[0].1 = "ab".to_owned();
         assert_eq!(check(&genesis), Err((1, Break::Genesis)));
+    }
+
+    #[test]
+    fn the_webhook_signature_is_hmac_sha256_of_the_body() {
+        // RFC 4231, test case 2.
+        assert_eq!(
+            webhook_signature(b"Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
     }
 
     #[test]
@@ -549,5 +662,18 @@ mod tests {
         let (_, details) = update.into_parts();
         let value: Value = serde_json::from_str(&details).unwrap();
         assert_eq!(value, json!({"plan": "pro", "disabled": true}));
+        let anchors = vec![Anchor {
+            chain: "c".to_owned(),
+            seq: 3,
+            hash: "h".to_owned(),
+        }];
+        let pruned = AuditEvent::Pruned {
+            before: 10,
+            rows: 3,
+            anchors: anchors.clone(),
+        };
+        assert_eq!(pruned.kind(), PRUNED);
+        assert_eq!(pruned_anchors(&pruned.into_parts().1), anchors);
+        assert_eq!(pruned_anchors("not json"), Vec::new());
     }
 }

@@ -235,6 +235,15 @@ pub struct Config {
     /// `TOLLGATE_STORE_TIMEOUT`, seconds one store call of the token
     /// service may take before it fails as unavailable; default 2.
     pub store_timeout: u64,
+    /// `TOLLGATE_AUDIT_RETENTION`, seconds audit events are kept; default
+    /// 90 days.
+    pub audit_retention: u64,
+    /// `TOLLGATE_AUDIT_WEBHOOK_URL`: where chosen audit events are posted.
+    pub audit_webhook_url: Option<Secret>,
+    /// `TOLLGATE_AUDIT_WEBHOOK_TYPES`: which (`*`: all).
+    pub audit_webhook_types: Vec<String>,
+    /// `TOLLGATE_AUDIT_WEBHOOK_SECRET`: the signature's HMAC key.
+    pub audit_webhook_secret: Option<Secret>,
 }
 
 impl Config {
@@ -284,6 +293,10 @@ impl Config {
             login_failures_per_address: 50,
             registrations_per_address: 20,
             store_timeout: 2,
+            audit_retention: 90 * 86_400,
+            audit_webhook_url: None,
+            audit_webhook_types: vec!["token.refresh_reuse".to_owned(), "login.locked".to_owned()],
+            audit_webhook_secret: None,
         }
     }
 

@@ -35,6 +35,7 @@ use tollgate_store::{NewAuditEvent, Store};
 
 use crate::clock::Clock;
 use crate::state::AppState;
+use crate::webhook::Webhook;
 use crate::{metrics, request_id};
 
 /// Events waiting to be written, at most.
@@ -127,6 +128,7 @@ enum Message {
 pub(crate) struct Auditor {
     queue: mpsc::Sender<Message>,
     clock: Clock,
+    chain: Arc<str>,
 }
 
 /// Waits until every event recorded before the call is written (or given
@@ -156,12 +158,21 @@ impl Auditor {
         let (queue, receiver) = mpsc::channel(QUEUE);
         let chain = format!("instance:{}", uuid::Uuid::new_v4());
         (
-            Auditor { queue, clock },
+            Auditor {
+                queue,
+                clock,
+                chain: Arc::from(chain.as_str()),
+            },
             Writer {
                 queue: receiver,
                 chain,
             },
         )
+    }
+
+    /// This instance's chain.
+    pub fn chain(&self) -> &str {
+        &self.chain
     }
 
     /// A flush handle (see [`AuditFlush`]).
@@ -198,6 +209,26 @@ impl Auditor {
     }
 }
 
+/// How often the retention job runs (by the server's clock).
+pub(crate) const PRUNE_EVERY: u64 = 3600;
+
+/// Retention (`TOLLGATE_AUDIT_RETENTION`): deletes the events older than
+/// the retention; the store records the `audit.pruned` event on this
+/// instance's chain in the same transaction. Several instances may prune;
+/// the store serialises them.
+pub(crate) async fn prune(state: &AppState, now: u64) {
+    let before = now.saturating_sub(state.config.audit_retention);
+    match state
+        .store
+        .prune_audit(before, state.audit.chain(), now)
+        .await
+    {
+        Ok(0) => {}
+        Ok(rows) => tracing::info!(rows, before, "pruned audit events past the retention"),
+        Err(error) => tracing::warn!(error = %error, "pruning the audit trail failed"),
+    }
+}
+
 fn lost(kind: &str, count: u64, why: &'static str) {
     ::metrics::counter!(metrics::AUDIT_DROPPED).increment(count);
     tracing::error!(kind, count, why, "audit events lost");
@@ -209,6 +240,7 @@ impl Writer {
     pub async fn run(
         mut self,
         store: Arc<dyn Store>,
+        webhook: Option<Webhook>,
         stopped: impl std::future::Future<Output = ()>,
     ) {
         tokio::pin!(stopped);
@@ -233,7 +265,8 @@ impl Writer {
             }
             if !batch.is_empty() {
                 match store.append_audit(&self.chain, &batch).await {
-                    Ok(_) => {
+                    Ok(rows) => {
+                        forward(webhook.as_ref(), rows);
                         ::metrics::counter!(metrics::AUDIT_WRITTEN).increment(batch.len() as u64);
                         batch.clear();
                         backoff = Duration::from_millis(100);
@@ -263,13 +296,28 @@ impl Writer {
             take(message, &mut batch, &mut flushes);
         }
         for chunk in batch.chunks(BATCH) {
-            if let Err(error) = store.append_audit(&self.chain, chunk).await {
-                tracing::error!(error = %error, "writing audit events at shutdown failed");
-                lost("any", chunk.len() as u64, "the store failed at shutdown");
+            match store.append_audit(&self.chain, chunk).await {
+                Ok(rows) => forward(webhook.as_ref(), rows),
+                Err(error) => {
+                    tracing::error!(error = %error, "writing audit events at shutdown failed");
+                    lost("any", chunk.len() as u64, "the store failed at shutdown");
+                }
             }
         }
         for done in flushes {
             let _ = done.send(());
+        }
+    }
+}
+
+/// Hands the written events the webhook wants to it.
+fn forward(webhook: Option<&Webhook>, rows: Vec<tollgate_store::AuditRow>) {
+    let Some(webhook) = webhook else {
+        return;
+    };
+    for row in rows {
+        if webhook.wants(&row.event.kind) {
+            webhook.offer(row.into_record());
         }
     }
 }

@@ -454,9 +454,18 @@ impl Store for Guarded {
         .await
     }
 
-    async fn prune_audit(&self, before: UnixTime) -> Result<u64, StoreError> {
-        self.call("prune_audit", true, self.inner.prune_audit(before))
-            .await
+    async fn prune_audit(
+        &self,
+        before: UnixTime,
+        chain: &str,
+        now: UnixTime,
+    ) -> Result<u64, StoreError> {
+        self.call(
+            "prune_audit",
+            true,
+            self.inner.prune_audit(before, chain, now),
+        )
+        .await
     }
 
     async fn record_usage(

@@ -51,6 +51,7 @@ mod state;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 mod tokens;
+mod webhook;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -135,6 +136,9 @@ pub enum ServerError {
     /// `TOLLGATE_REDIS_URL` cannot be used (the message never repeats it).
     #[error("{0}")]
     Redis(String),
+    /// The audit webhook cannot be set up (the message never repeats the URL).
+    #[error("{0}")]
+    Webhook(String),
 }
 
 impl ServerError {
@@ -345,6 +349,7 @@ impl ServerBuilder {
         };
         let (stop, shutdown) = watch::channel(false);
         let (audit, audit_writer) = audit::Auditor::new(clock.clone());
+        let webhook = webhook::Webhook::from_config(&config).map_err(ServerError::Webhook)?;
         let rate = config.introspections_per_client;
         let account_failures = failures("account", config.login_failures_per_account);
         let account_global_failures =
@@ -380,6 +385,7 @@ impl ServerBuilder {
             state,
             stop,
             audit_writer,
+            webhook,
         })
     }
 }
@@ -406,6 +412,7 @@ pub struct Server {
     state: AppState,
     stop: watch::Sender<bool>,
     audit_writer: audit::Writer,
+    webhook: Option<(webhook::Webhook, webhook::Poster)>,
 }
 
 impl Server {
@@ -447,9 +454,12 @@ impl Server {
             state,
             stop,
             audit_writer,
+            webhook,
         } = self;
+        let (webhook, poster) = webhook.unzip();
+        let poster = poster.map(|poster| tokio::spawn(poster.run()));
         let (audit_stop, audit_stopped) = tokio::sync::oneshot::channel::<()>();
-        let writer = tokio::spawn(audit_writer.run(state.store.clone(), async move {
+        let writer = tokio::spawn(audit_writer.run(state.store.clone(), webhook, async move {
             let _ = audit_stopped.await;
         }));
         state
@@ -494,6 +504,15 @@ impl Server {
         let bound = Duration::from_secs(state.config.store_timeout.saturating_mul(2).max(1));
         if tokio::time::timeout(bound, writer).await.is_err() {
             tracing::error!("writing the last audit events timed out; they are lost");
+        }
+        // The writer has let go of the webhook: its queue ends once posted
+        // (a receiver that is down holds shutdown up only this long).
+        if let Some(poster) = poster
+            && tokio::time::timeout(Duration::from_secs(5), poster)
+                .await
+                .is_err()
+        {
+            tracing::warn!("audit events still queued for the webhook were not posted");
         }
         Ok(())
     }
@@ -551,9 +570,11 @@ async fn pump_loop(state: AppState) {
     }
 }
 
-/// Key reloads and retirements, pruning, store purges, metrics upkeep.
+/// Key reloads and retirements, pruning, store purges, audit retention,
+/// metrics upkeep.
 async fn maintenance_loop(state: AppState) {
     let mut ticks: u64 = 0;
+    let mut pruned_at: Option<u64> = None;
     let interval = state.options.key_reload_interval;
     loop {
         tokio::select! {
@@ -572,6 +593,10 @@ async fn maintenance_loop(state: AppState) {
             state.address_failures.prune(now);
             state.registrations.prune(now);
             state.metrics.run_upkeep();
+        }
+        if pruned_at.is_none_or(|at| now >= at.saturating_add(audit::PRUNE_EVERY)) {
+            pruned_at = Some(now);
+            audit::prune(&state, now).await;
         }
         if ticks.is_multiple_of(300) {
             match state.store.purge_expired(now).await {

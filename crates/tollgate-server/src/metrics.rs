@@ -57,6 +57,13 @@ pub(crate) const AUDIT_DROPPED: &str = "tollgate_audit_dropped_total";
 /// Failed appends of an audit batch (retried with back-off).
 pub(crate) const AUDIT_WRITE_FAILURES: &str = "tollgate_audit_write_failures_total";
 
+/// Audit events posted to the webhook.
+pub(crate) const AUDIT_WEBHOOK_POSTED: &str = "tollgate_audit_webhook_posted_total";
+/// Audit events the webhook gave up on after every retry.
+pub(crate) const AUDIT_WEBHOOK_FAILURES: &str = "tollgate_audit_webhook_failures_total";
+/// Audit events not posted because the webhook's queue was full.
+pub(crate) const AUDIT_WEBHOOK_DROPPED: &str = "tollgate_audit_webhook_dropped_total";
+
 /// The process-wide Prometheus handle.
 pub(crate) fn handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();

@@ -2,9 +2,9 @@
 //! every chain with [`tollgate_core::audit::ChainVerifier`] and names the
 //! first broken event. Shared by `tollgate audit verify` and the tests.
 
-use tollgate_core::audit::{Break, ChainVerifier};
+use tollgate_core::audit::{Anchor, Break, ChainVerifier, PRUNED, pruned_anchors};
 
-use crate::{Store, StoreError};
+use crate::{AuditFilter, Store, StoreError};
 
 /// Events read per page while verifying.
 const PAGE: u32 = 1000;
@@ -34,14 +34,16 @@ pub struct BrokenEvent {
     pub reason: Break,
 }
 
-/// Walks every audit chain from its oldest remaining event (anchored on that
-/// event's `prev_hash`, since older ones may have been pruned) to its
-/// recorded head, and stops at the first break.
+/// Walks every audit chain from its oldest remaining event to its recorded
+/// head, and stops at the first break. A chain whose oldest events are gone
+/// must start where the latest `audit.pruned` event's anchor says.
 pub async fn verify_audit(store: &dyn Store) -> Result<Verification, StoreError> {
     let heads = store.audit_chains().await?;
+    let anchors = latest_anchors(store).await?;
     let mut events = 0;
     for head in &heads {
-        let mut verifier = ChainVerifier::new();
+        let anchor = anchors.iter().find(|a| a.chain == head.chain);
+        let mut verifier = ChainVerifier::anchored(anchor);
         let mut after = 0;
         let mut last_cursor = 0;
         loop {
@@ -85,4 +87,29 @@ pub async fn verify_audit(store: &dyn Store) -> Result<Verification, StoreError>
         events,
         broken: None,
     })
+}
+
+/// The anchors of the latest `audit.pruned` event (every pruning names all
+/// pruned chains), none when the trail was never pruned.
+async fn latest_anchors(store: &dyn Store) -> Result<Vec<Anchor>, StoreError> {
+    let filter = AuditFilter {
+        kind: Some(PRUNED),
+        subject: None,
+    };
+    let mut after = 0;
+    let mut latest = None;
+    loop {
+        let page = store.audit_after(after, filter, PAGE).await?;
+        let full = page.len() == PAGE as usize;
+        if let Some(last) = page.into_iter().last() {
+            after = last.cursor;
+            latest = Some(last);
+        }
+        if !full {
+            break;
+        }
+    }
+    Ok(latest
+        .map(|row| pruned_anchors(&row.event.details))
+        .unwrap_or_default())
 }

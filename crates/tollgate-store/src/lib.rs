@@ -629,9 +629,17 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<AuditRow>, StoreError>;
     /// Retention: deletes the audit events older than `before`, and on each
     /// chain every event before the last of those, so a chain only ever
-    /// loses its oldest events and stays verifiable from the oldest
-    /// remaining one. Returns how many went.
-    async fn prune_audit(&self, before: UnixTime) -> Result<u64, StoreError>;
+    /// loses its oldest events. When any went, appends in the same
+    /// transaction an `audit.pruned` event (actor `system`, at `now`) to
+    /// `chain` naming every pruned chain's [`tollgate_core::audit::Anchor`],
+    /// which [`verify_audit`] holds the oldest remaining events to.
+    /// Returns how many went.
+    async fn prune_audit(
+        &self,
+        before: UnixTime,
+        chain: &str,
+        now: UnixTime,
+    ) -> Result<u64, StoreError>;
 
     /// Records a batch of usage events (checked by the caller with
     /// [`tollgate_core::usage::check_batch`]) received at `now`, in one

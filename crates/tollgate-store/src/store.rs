@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use sqlx::pool::PoolConnection;
 use sqlx::{Database, Pool, Transaction};
 use tollgate_core::UnixTime;
-use tollgate_core::audit::{GENESIS, chain_hash};
+use tollgate_core::audit::{Anchor, AuditEvent, GENESIS, PRUNED, chain_hash};
 use tollgate_core::usage::{self, UsageGroup};
 
 use crate::dialect::{Arg, Columns, Dialect, Run};
@@ -1073,87 +1073,7 @@ impl<D: Dialect> Store for SqlStore<D> {
             return Ok(Vec::new());
         }
         let mut tx = self.write().await?;
-        // The chain's head first (created at the genesis when new), locked
-        // until commit: appends to one chain are serialised, other chains'
-        // are not.
-        execute::<D>(
-            &mut tx,
-            "INSERT INTO audit_chains (chain, seq, hash) VALUES ($1, 0, $2) \
-             ON CONFLICT (chain) DO NOTHING",
-            &[Arg::Text(chain), Arg::Text(GENESIS)],
-        )
-        .await
-        .map_err(unavailable)?;
-        let head = fetch_optional::<D>(&mut tx, AUDIT_HEAD.sql::<D>(), &[Arg::Text(chain)])
-            .await
-            .map_err(unavailable)?
-            .ok_or_else(|| StoreError::Corrupt("an audit chain has no head".to_owned()))?;
-        let mut seq = time(&head, "seq")?;
-        let mut prev = head.text("hash")?;
-        let mut rows = Vec::with_capacity(events.len());
-        for event in events {
-            seq += 1;
-            let mut row = AuditRow {
-                cursor: 0,
-                chain: chain.to_owned(),
-                seq,
-                event: event.clone(),
-                prev_hash: prev,
-                hash: String::new(),
-            };
-            row.hash = chain_hash(&row.prev_hash, &row.content());
-            prev = row.hash.clone();
-            rows.push(row);
-        }
-        // The trail's cursors last: the counter row is held until commit,
-        // so cursors are handed out in commit order (a reader past cursor N
-        // has seen every event below it), for as short a time as possible.
-        let count = i64::try_from(rows.len()).unwrap_or(i64::MAX);
-        let counter = fetch_optional::<D>(
-            &mut tx,
-            "UPDATE audit_feed SET last_cursor = last_cursor + $1 RETURNING last_cursor",
-            &[Arg::Int(count)],
-        )
-        .await
-        .map_err(unavailable)?
-        .ok_or_else(|| StoreError::Corrupt("the audit trail has no cursor".to_owned()))?;
-        let last = time(&counter, "last_cursor")?;
-        let first = last + 1 - rows.len() as u64;
-        for (offset, row) in rows.iter_mut().enumerate() {
-            row.cursor = first + offset as u64;
-            let event = &row.event;
-            execute::<D>(
-                &mut tx,
-                concat!(
-                    "INSERT INTO audit_events (",
-                    audit_columns!(),
-                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-                ),
-                &[
-                    Arg::Int(to_db(row.cursor)),
-                    Arg::Text(&row.chain),
-                    Arg::Int(to_db(row.seq)),
-                    Arg::Int(to_db(event.at)),
-                    Arg::Text(&event.kind),
-                    Arg::Text(&event.actor),
-                    Arg::MaybeText(event.subject.as_deref()),
-                    Arg::MaybeText(event.address.as_deref()),
-                    Arg::MaybeText(event.request_id.as_deref()),
-                    Arg::Text(&event.details),
-                    Arg::Text(&row.prev_hash),
-                    Arg::Text(&row.hash),
-                ],
-            )
-            .await
-            .map_err(conflict("audit event"))?;
-        }
-        execute::<D>(
-            &mut tx,
-            "UPDATE audit_chains SET seq = $2, hash = $3 WHERE chain = $1",
-            &[Arg::Text(chain), Arg::Int(to_db(seq)), Arg::Text(&prev)],
-        )
-        .await
-        .map_err(unavailable)?;
+        let rows = append_audit_in::<D>(&mut tx, chain, events).await?;
         commit(tx).await?;
         Ok(rows)
     }
@@ -1224,7 +1144,12 @@ impl<D: Dialect> Store for SqlStore<D> {
         .await
     }
 
-    async fn prune_audit(&self, before: UnixTime) -> Result<u64, StoreError> {
+    async fn prune_audit(
+        &self,
+        before: UnixTime,
+        chain: &str,
+        now: UnixTime,
+    ) -> Result<u64, StoreError> {
         let mut tx = self.write().await?;
         // Per chain, everything up to its last event older than `before`:
         // a clock that went back cannot leave a hole in a chain.
@@ -1237,6 +1162,46 @@ impl<D: Dialect> Store for SqlStore<D> {
         )
         .await
         .map_err(unavailable)?;
+        if pruned > 0 {
+            // Where every pruned chain now starts: its oldest remaining
+            // event's link, or its head when none remains.
+            let anchors = fetch_all::<D>(
+                &mut tx,
+                "SELECT c.chain, \
+                   COALESCE(e.seq - 1, c.seq) AS seq, COALESCE(e.prev_hash, c.hash) AS hash \
+                 FROM audit_chains c LEFT JOIN audit_events e ON e.chain = c.chain \
+                   AND e.seq = (SELECT MIN(m.seq) FROM audit_events m WHERE m.chain = c.chain) \
+                 WHERE COALESCE(e.seq - 1, c.seq) > 0 ORDER BY c.chain",
+                &[],
+            )
+            .await
+            .map_err(unavailable)?
+            .iter()
+            .map(|row| {
+                Ok(Anchor {
+                    chain: row.text("chain")?,
+                    seq: time(row, "seq")?,
+                    hash: row.text("hash")?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+            let (subject, details) = AuditEvent::Pruned {
+                before,
+                rows: pruned,
+                anchors,
+            }
+            .into_parts();
+            let event = NewAuditEvent {
+                at: now,
+                kind: PRUNED.to_owned(),
+                actor: "system".to_owned(),
+                subject,
+                address: None,
+                request_id: None,
+                details,
+            };
+            append_audit_in::<D>(&mut tx, chain, std::slice::from_ref(&event)).await?;
+        }
         commit(tx).await?;
         Ok(pruned)
     }
@@ -1392,6 +1357,96 @@ impl<D: Dialect> Store for SqlStore<D> {
 /// keys leave a status before others take it: demotions first, then
 /// promotions to active (a next key stepping up frees the next slot), then
 /// the new next key.
+/// Appends `events` to `chain` inside `tx` (see [`Store::append_audit`]).
+async fn append_audit_in<D: Dialect>(
+    tx: &mut Conn<D>,
+    chain: &str,
+    events: &[NewAuditEvent],
+) -> Result<Vec<AuditRow>, StoreError> {
+    // The chain's head first (created at the genesis when new), locked
+    // until commit: appends to one chain are serialised, other chains'
+    // are not.
+    execute::<D>(
+        tx,
+        "INSERT INTO audit_chains (chain, seq, hash) VALUES ($1, 0, $2) \
+         ON CONFLICT (chain) DO NOTHING",
+        &[Arg::Text(chain), Arg::Text(GENESIS)],
+    )
+    .await
+    .map_err(unavailable)?;
+    let head = fetch_optional::<D>(tx, AUDIT_HEAD.sql::<D>(), &[Arg::Text(chain)])
+        .await
+        .map_err(unavailable)?
+        .ok_or_else(|| StoreError::Corrupt("an audit chain has no head".to_owned()))?;
+    let mut seq = time(&head, "seq")?;
+    let mut prev = head.text("hash")?;
+    let mut rows = Vec::with_capacity(events.len());
+    for event in events {
+        seq += 1;
+        let mut row = AuditRow {
+            cursor: 0,
+            chain: chain.to_owned(),
+            seq,
+            event: event.clone(),
+            prev_hash: prev,
+            hash: String::new(),
+        };
+        row.hash = chain_hash(&row.prev_hash, &row.content());
+        prev = row.hash.clone();
+        rows.push(row);
+    }
+    // The trail's cursors last: the counter row is held until commit,
+    // so cursors are handed out in commit order (a reader past cursor N
+    // has seen every event below it), for as short a time as possible.
+    let count = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+    let counter = fetch_optional::<D>(
+        tx,
+        "UPDATE audit_feed SET last_cursor = last_cursor + $1 RETURNING last_cursor",
+        &[Arg::Int(count)],
+    )
+    .await
+    .map_err(unavailable)?
+    .ok_or_else(|| StoreError::Corrupt("the audit trail has no cursor".to_owned()))?;
+    let last = time(&counter, "last_cursor")?;
+    let first = last + 1 - rows.len() as u64;
+    for (offset, row) in rows.iter_mut().enumerate() {
+        row.cursor = first + offset as u64;
+        let event = &row.event;
+        execute::<D>(
+            tx,
+            concat!(
+                "INSERT INTO audit_events (",
+                audit_columns!(),
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            ),
+            &[
+                Arg::Int(to_db(row.cursor)),
+                Arg::Text(&row.chain),
+                Arg::Int(to_db(row.seq)),
+                Arg::Int(to_db(event.at)),
+                Arg::Text(&event.kind),
+                Arg::Text(&event.actor),
+                Arg::MaybeText(event.subject.as_deref()),
+                Arg::MaybeText(event.address.as_deref()),
+                Arg::MaybeText(event.request_id.as_deref()),
+                Arg::Text(&event.details),
+                Arg::Text(&row.prev_hash),
+                Arg::Text(&row.hash),
+            ],
+        )
+        .await
+        .map_err(conflict("audit event"))?;
+    }
+    execute::<D>(
+        tx,
+        "UPDATE audit_chains SET seq = $2, hash = $3 WHERE chain = $1",
+        &[Arg::Text(chain), Arg::Int(to_db(seq)), Arg::Text(&prev)],
+    )
+    .await
+    .map_err(unavailable)?;
+    Ok(rows)
+}
+
 async fn write_keys<D: Dialect>(tx: &mut Conn<D>, keys: &[KeyRecord]) -> Result<(), StoreError> {
     let mut ordered: Vec<&KeyRecord> = keys.iter().collect();
     ordered.sort_by_key(|key| match key.status.as_str() {

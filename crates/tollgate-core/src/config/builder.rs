@@ -649,6 +649,13 @@ impl Resolver {
             allow_query_token: self.switch(Setting::AllowQueryToken)?,
             keep_alive_timeout: self.seconds(Setting::KeepAliveTimeout)?,
             store_timeout: self.seconds(Setting::StoreTimeout)?,
+            audit_retention: self.seconds(Setting::AuditRetention)?,
+            audit_webhook_url: self.secret(Setting::AuditWebhookUrl).cloned(),
+            audit_webhook_types: match self.values.get(&Setting::AuditWebhookTypes) {
+                Some(Value::List(items)) => items.clone(),
+                _ => return None,
+            },
+            audit_webhook_secret: self.secret(Setting::AuditWebhookSecret).cloned(),
             ws_max_message_size: self.number(Setting::WsMaxMessageSize)?,
             ws_send_queue: self.number(Setting::WsSendQueue)?,
             ws_send_timeout: self.seconds(Setting::WsSendTimeout)?,

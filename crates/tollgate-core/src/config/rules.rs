@@ -23,6 +23,43 @@ impl Resolver {
         self.check_bootstrap_admin();
         self.check_lifetimes();
         self.check_keep_alive();
+        self.check_audit_webhook();
+    }
+
+    /// The audit webhook needs an http(s) URL and a signing key (an
+    /// unsigned alert could be forged by anyone who learns the URL).
+    fn check_audit_webhook(&mut self) {
+        let url = self.secret(Setting::AuditWebhookUrl).cloned();
+        let key = self.secret(Setting::AuditWebhookSecret).cloned();
+        match (&url, &key) {
+            (Some(_), None) => self.error(format!(
+                "{} is set without TOLLGATE_AUDIT_WEBHOOK_SECRET (the posts are signed with it)",
+                self.origin(Setting::AuditWebhookUrl)
+            )),
+            (None, Some(_)) => self.warning(format!(
+                "{} is set without TOLLGATE_AUDIT_WEBHOOK_URL; it is not used",
+                self.origin(Setting::AuditWebhookSecret)
+            )),
+            _ => {}
+        }
+        if let Some(url) = url {
+            let text = url.expose_str().unwrap_or("");
+            let scheme_ok = text.starts_with("https://") || text.starts_with("http://");
+            if !scheme_ok || text.chars().any(|c| c.is_control() || c.is_whitespace()) {
+                self.error(format!(
+                    "{} is not an http:// or https:// URL",
+                    self.origin(Setting::AuditWebhookUrl)
+                ));
+            }
+        }
+        if let Some(key) = key
+            && key.expose().len() < 32
+        {
+            self.error(format!(
+                "{} is shorter than 32 bytes",
+                self.origin(Setting::AuditWebhookSecret)
+            ));
+        }
     }
 
     /// Load balancers and client pools (AWS ALB, nginx, the SDK) keep idle

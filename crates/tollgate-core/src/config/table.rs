@@ -98,6 +98,14 @@ pub enum Setting {
     RegistrationsPerAddress,
     /// `TOLLGATE_STORE_TIMEOUT`.
     StoreTimeout,
+    /// `TOLLGATE_AUDIT_RETENTION`.
+    AuditRetention,
+    /// `TOLLGATE_AUDIT_WEBHOOK_URL`.
+    AuditWebhookUrl,
+    /// `TOLLGATE_AUDIT_WEBHOOK_TYPES`.
+    AuditWebhookTypes,
+    /// `TOLLGATE_AUDIT_WEBHOOK_SECRET`.
+    AuditWebhookSecret,
 }
 
 impl Setting {
@@ -893,6 +901,54 @@ static SETTINGS: &[SettingSpec] = &[
         development_only: false,
         description: "The longest any one database call of `tollgate serve` may take (waiting for a pooled connection included; on Postgres also the statement timeout). A call that takes longer fails with 503, the instance marks the database down and answers 503 at once until its background probe reaches the database again, and `/readyz` reports it.",
         defaults: everywhere("2"),
+    },
+    SettingSpec {
+        setting: Setting::AuditRetention,
+        env: "TOLLGATE_AUDIT_RETENTION",
+        key: "audit_retention",
+        flag: Some("audit-retention"),
+        aliases: &[],
+        kind: Kind::Duration,
+        secret: false,
+        development_only: false,
+        description: "How long audit events are kept: `tollgate serve` deletes older ones about once an hour, and records an `audit.pruned` event each time it deletes any (docs/audit.md).",
+        defaults: everywhere("90d"),
+    },
+    SettingSpec {
+        setting: Setting::AuditWebhookUrl,
+        env: "TOLLGATE_AUDIT_WEBHOOK_URL",
+        key: "audit_webhook_url",
+        flag: None,
+        aliases: &[],
+        kind: Kind::Secret,
+        secret: true,
+        development_only: false,
+        description: "An http:// or https:// URL the token service posts audit events of the types in TOLLGATE_AUDIT_WEBHOOK_TYPES to, as JSON signed with TOLLGATE_AUDIT_WEBHOOK_SECRET (header X-Tollgate-Signature); retried with back-off, never in a request's way. Masked like a secret: hook URLs often hold a credential.",
+        defaults: UNSET,
+    },
+    SettingSpec {
+        setting: Setting::AuditWebhookTypes,
+        env: "TOLLGATE_AUDIT_WEBHOOK_TYPES",
+        key: "audit_webhook_types",
+        flag: Some("audit-webhook-types"),
+        aliases: &[],
+        kind: Kind::Audience,
+        secret: false,
+        development_only: false,
+        description: "The audit event types posted to TOLLGATE_AUDIT_WEBHOOK_URL (comma list; `*` posts every type).",
+        defaults: everywhere("token.refresh_reuse,login.locked"),
+    },
+    SettingSpec {
+        setting: Setting::AuditWebhookSecret,
+        env: "TOLLGATE_AUDIT_WEBHOOK_SECRET",
+        key: "audit_webhook_secret",
+        flag: None,
+        aliases: &[],
+        kind: Kind::Secret,
+        secret: true,
+        development_only: false,
+        description: "The HMAC-SHA256 key of the audit webhook's signature (at least 32 bytes); required with TOLLGATE_AUDIT_WEBHOOK_URL.",
+        defaults: UNSET,
     },
 ];
 

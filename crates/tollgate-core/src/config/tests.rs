@@ -882,3 +882,68 @@ fn rfc3339_moments_parse_exactly() {
         assert_eq!(parse_rfc3339(bad), None, "{bad}");
     }
 }
+
+/// Issue 12: audit retention (90 days unless set) and the audit webhook,
+/// which is always signed.
+#[test]
+fn audit_retention_and_webhook_settings() {
+    check_value(
+        "",
+        Setting::AuditRetention,
+        expect!["7776000 (90d) <- default (development)"],
+    );
+    check_value(
+        "TOLLGATE_AUDIT_RETENTION=30d",
+        Setting::AuditRetention,
+        expect!["2592000 (30d) <- env TOLLGATE_AUDIT_RETENTION"],
+    );
+    check(
+        "TOLLGATE_AUDIT_WEBHOOK_URL=https://hooks.example.com/T0/B0/xyz",
+        expect![[r#"
+            error: TOLLGATE_AUDIT_WEBHOOK_URL is set without TOLLGATE_AUDIT_WEBHOOK_SECRET (the posts are signed with it)
+        "#]],
+    );
+    check(
+        "TOLLGATE_AUDIT_WEBHOOK_URL=ftp://hooks.example.com/x\nTOLLGATE_AUDIT_WEBHOOK_SECRET=short",
+        expect![[r#"
+            error: TOLLGATE_AUDIT_WEBHOOK_URL is not an http:// or https:// URL
+            error: TOLLGATE_AUDIT_WEBHOOK_SECRET is shorter than 32 bytes
+        "#]],
+    );
+    let secret = strong(40);
+    let config = ConfigBuilder::new(Component::Server)
+        .env([
+            (
+                "TOLLGATE_AUDIT_WEBHOOK_URL",
+                "https://hooks.example.com/T0/B0/xyz",
+            ),
+            ("TOLLGATE_AUDIT_WEBHOOK_SECRET", secret.as_str()),
+            (
+                "TOLLGATE_AUDIT_WEBHOOK_TYPES",
+                "login.failed, token.refresh_reuse",
+            ),
+        ])
+        .build()
+        .into_config()
+        .unwrap()
+        .0;
+    assert_eq!(
+        config.audit_webhook_types,
+        ["login.failed", "token.refresh_reuse"]
+    );
+    assert!(config.audit_webhook_url.is_some());
+    // The URL is masked like a secret wherever the report is shown.
+    let report = build(
+        Component::Server,
+        &format!(
+            "TOLLGATE_AUDIT_WEBHOOK_URL=https://hooks.example.com/T0/B0/xyz\nTOLLGATE_AUDIT_WEBHOOK_SECRET={secret}"
+        ),
+    );
+    let shown = report
+        .entry(Setting::AuditWebhookUrl)
+        .unwrap()
+        .value()
+        .unwrap()
+        .to_owned();
+    assert!(!shown.contains("xyz"), "{shown}");
+}

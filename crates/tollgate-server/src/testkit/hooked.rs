@@ -248,9 +248,14 @@ impl Store for Hooked {
         self.inner.audit_chain_page(chain, after_seq, limit).await
     }
 
-    async fn prune_audit(&self, before: UnixTime) -> Result<u64, StoreError> {
+    async fn prune_audit(
+        &self,
+        before: UnixTime,
+        chain: &str,
+        now: UnixTime,
+    ) -> Result<u64, StoreError> {
         self.before("prune_audit").await?;
-        self.inner.prune_audit(before).await
+        self.inner.prune_audit(before, chain, now).await
     }
 
     async fn record_usage(

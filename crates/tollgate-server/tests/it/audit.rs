@@ -354,3 +354,145 @@ async fn events_recorded_before_a_restart_are_kept_on_a_chain_per_start() {
     let verification = verify_audit(restarted.store().as_ref()).await.unwrap();
     assert_eq!((verification.chains, verification.broken), (2, None));
 }
+
+#[tokio::test]
+async fn retention_prunes_old_events_records_it_and_the_trail_still_verifies() {
+    let api = Api::with(
+        tollgate_server::testkit::TestServer::builder()
+            .configure(|c| c.audit_retention = 86_400)
+            .key_reload_interval(std::time::Duration::from_millis(50)),
+    )
+    .await;
+    for _ in 0..3 {
+        login_with_id(&api, "old@example.com", "wrong-password-1", "old")
+            .await
+            .expect(401, None);
+    }
+    api.server.flush_audit().await;
+    // Two days later, the maintenance loop prunes within a tick or two.
+    api.server.clock().advance(2 * 86_400);
+    let store = api.server.store();
+    let pruned_filter = AuditFilter {
+        kind: Some("audit.pruned"),
+        subject: None,
+    };
+    let mut pruned = Vec::new();
+    for _ in 0..400 {
+        pruned = store.audit_after(0, pruned_filter, 10).await.unwrap();
+        if !pruned.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(pruned.len(), 1, "no audit.pruned event");
+    let details: Value = serde_json::from_str(&pruned[0].event.details).unwrap();
+    // config.loaded and the three failures.
+    assert_eq!(details["rows"], 4, "{details}");
+    assert_eq!(pruned[0].event.actor, "system");
+    let left = store
+        .audit_after(0, AuditFilter::default(), 100)
+        .await
+        .unwrap();
+    assert!(left.iter().all(|row| row.event.kind != "login.failed"));
+    let verification = verify_audit(store.as_ref()).await.unwrap();
+    assert_eq!(verification.broken, None);
+    // New events continue the chain after the anchor.
+    login_with_id(&api, "old@example.com", "wrong-password-1", "new")
+        .await
+        .expect(401, None);
+    api.server.flush_audit().await;
+    assert_eq!(verify_audit(store.as_ref()).await.unwrap().broken, None);
+}
+
+/// What the webhook receiver saw: the signature header and the body.
+type Received = tokio::sync::mpsc::UnboundedReceiver<(u16, String, Vec<u8>)>;
+
+/// A real local HTTP server that answers `failures` posts with 500, then
+/// 200, and reports every post (with the status it answered).
+async fn receiver(failures: usize) -> (String, Received) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let (report, received) = tokio::sync::mpsc::unbounded_channel();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let report = report.clone();
+                let seen = seen.clone();
+                async move {
+                    let status = if seen.fetch_add(1, Ordering::SeqCst) < failures {
+                        500
+                    } else {
+                        200
+                    };
+                    let signature = headers
+                        .get("x-tollgate-signature")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_owned();
+                    let _ = report.send((status, signature, body.to_vec()));
+                    axum::http::StatusCode::from_u16(status).unwrap()
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (url, received)
+}
+
+async fn next_post(received: &mut Received) -> (u16, String, Value, Vec<u8>) {
+    let (status, signature, body) =
+        tokio::time::timeout(std::time::Duration::from_secs(30), received.recv())
+            .await
+            .expect("a post within 30 s")
+            .expect("the receiver is up");
+    let value = serde_json::from_slice(&body).unwrap();
+    (status, signature, value, body)
+}
+
+#[tokio::test]
+async fn chosen_event_types_are_posted_signed_to_the_webhook_and_retried() {
+    const KEY: &str = "webhook-key-of-at-least-32-bytes!!";
+    let (url, mut received) = receiver(1).await;
+    let api = Api::with(
+        tollgate_server::testkit::TestServer::builder().configure(move |c| {
+            c.audit_webhook_url = Some(tollgate_core::Secret::from(url.as_str()));
+            c.audit_webhook_secret = Some(tollgate_core::Secret::from(KEY));
+            c.audit_webhook_types = vec!["login.failed".to_owned()];
+        }),
+    )
+    .await;
+    api.user("frank@example.com").await; // registered, logged in: not posted
+    login_with_id(&api, "frank@example.com", "wrong-password-1", "hook-1")
+        .await
+        .expect(401, None);
+    login_with_id(&api, "frank@example.com", "wrong-password-2", "hook-2")
+        .await
+        .expect(401, None);
+    // The first post is answered 500 and retried with the same body.
+    let (status, signature, first, first_body) = next_post(&mut received).await;
+    assert_eq!(status, 500);
+    let (status, again_signature, again, again_body) = next_post(&mut received).await;
+    assert_eq!(status, 200);
+    assert_eq!(first_body, again_body);
+    assert_eq!(signature, again_signature);
+    assert_eq!(
+        signature,
+        tollgate_core::audit::webhook_signature(KEY.as_bytes(), &first_body)
+    );
+    assert_eq!(again["type"], "login.failed");
+    assert_eq!(again["request_id"], "hook-1");
+    assert_eq!(again["details"]["reason"], "wrong_password");
+    assert!(first["hash"].as_str().unwrap().len() == 64);
+    // Then the next one of the chosen type, in order; nothing else.
+    let (status, _, next, _) = next_post(&mut received).await;
+    assert_eq!((status, next["request_id"].as_str()), (200, Some("hook-2")));
+    let body = String::from_utf8(again_body).unwrap();
+    assert!(!body.contains("wrong-password-1"), "{body}");
+    assert!(received.try_recv().is_err());
+}

@@ -40,6 +40,13 @@ pub trait Backend: Send + Sync {
         &self,
         fail: bool,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+    /// Deletes the audit events of `chain` up to position `seq` in raw SQL,
+    /// as someone with the database would (not through the store).
+    fn raw_delete_audit<'a>(
+        &'a self,
+        chain: &'a str,
+        seq: u64,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 }
 
 /// Generates one `#[tokio::test]` per conformance test in a backend module
@@ -86,6 +93,7 @@ macro_rules! conformance_tests {
             audit_pages_filter_by_type_and_subject,
             ten_thousand_mixed_audit_events_from_concurrent_writers_verify,
             pruning_the_audit_trail_keeps_every_chain_verifiable,
+            deleting_the_oldest_audit_events_by_hand_is_not_pruning,
         );
     };
     ($($name:ident),+ $(,)?) => {
@@ -2089,23 +2097,67 @@ pub async fn pruning_the_audit_trail_keeps_every_chain_verifiable(backend: &dyn 
         )
         .await
         .unwrap();
-    assert_eq!(store.prune_audit(NOW + 50).await.unwrap(), 8);
+    assert_eq!(store.prune_audit(NOW + 50, "p", NOW + 60).await.unwrap(), 8);
     let left = store
         .audit_after(0, AuditFilter::default(), 100)
         .await
         .unwrap();
-    assert_eq!(left.len(), 1);
+    assert_eq!(left.len(), 2);
     assert_eq!((left[0].chain.as_str(), left[0].seq), ("a", 8));
     assert_ne!(left[0].prev_hash, GENESIS);
-    // Chain a verifies from its anchor; chain b, all pruned, has only its head.
+    // The pruning recorded itself, in the same transaction, naming where
+    // chain a now starts and chain b (all pruned) ends.
+    let pruned = &left[1];
+    assert_eq!((pruned.chain.as_str(), pruned.seq), ("p", 1));
+    assert_eq!(pruned.event.kind, "audit.pruned");
+    assert_eq!(pruned.event.at, NOW + 60);
+    let anchors = tollgate_core::audit::pruned_anchors(&pruned.event.details);
+    let heads = store.audit_chains().await.unwrap();
+    let b_head = heads.iter().find(|h| h.chain == "b").unwrap();
+    assert_eq!(
+        anchors,
+        [
+            tollgate_core::audit::Anchor {
+                chain: "a".to_owned(),
+                seq: 7,
+                hash: left[0].prev_hash.clone(),
+            },
+            tollgate_core::audit::Anchor {
+                chain: "b".to_owned(),
+                seq: 1,
+                hash: b_head.hash.clone(),
+            },
+        ]
+    );
     let verification = assert_verifies(store.as_ref()).await;
-    assert_eq!((verification.chains, verification.events), (2, 1));
+    assert_eq!((verification.chains, verification.events), (3, 2));
     // Appending continues the chain.
     let more = store
-        .append_audit("b", &[audit_event(NOW + 300, "audit.pruned", None)])
+        .append_audit("b", &[audit_event(NOW + 300, "login.failed", None)])
         .await
         .unwrap();
     assert_eq!(more[0].seq, 2);
     assert_verifies(store.as_ref()).await;
-    assert_eq!(store.prune_audit(NOW).await.unwrap(), 0);
+    // Nothing old enough: nothing deleted, nothing recorded.
+    assert_eq!(store.prune_audit(NOW, "p", NOW + 400).await.unwrap(), 0);
+    assert_eq!(store.audit_chains().await.unwrap().len(), 3);
+    assert_verifies(store.as_ref()).await;
+}
+
+pub async fn deleting_the_oldest_audit_events_by_hand_is_not_pruning(backend: &dyn Backend) {
+    let store = backend.store();
+    let events: Vec<NewAuditEvent> = (0..10)
+        .map(|i| audit_event(NOW + i, "login.failed", None))
+        .collect();
+    store.append_audit("a", &events).await.unwrap();
+    // A pruning of the first three, then later more events.
+    assert_eq!(store.prune_audit(NOW + 3, "a", NOW + 20).await.unwrap(), 3);
+    assert_verifies(store.as_ref()).await;
+    // Someone deletes the oldest remaining events as if pruned: the chain
+    // no longer starts where the latest pruning said.
+    backend.raw_delete_audit("a", 5).await;
+    let verification = verify_audit(store.as_ref()).await.unwrap();
+    let broken = verification.broken.expect("a break");
+    assert_eq!((broken.chain.as_str(), broken.seq), ("a", 6));
+    assert_eq!(broken.reason, tollgate_core::audit::Break::Unanchored);
 }

@@ -170,6 +170,27 @@ impl Backend for PostgresBackend {
             let _ = conn.close().await;
         })
     }
+
+    fn raw_delete_audit<'a>(
+        &'a self,
+        chain: &'a str,
+        seq: u64,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        let sql = format!(
+            "DELETE FROM \"{}\".audit_events WHERE chain = $1 AND seq <= $2",
+            self.schema
+        );
+        Box::pin(async move {
+            let mut conn = PgConnection::connect(self.url).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(chain)
+                .bind(i64::try_from(seq).unwrap())
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            let _ = conn.close().await;
+        })
+    }
 }
 
 async fn run(test: for<'a> fn(&'a dyn Backend) -> BoxFuture<'a>) {

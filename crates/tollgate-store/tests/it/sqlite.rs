@@ -80,6 +80,28 @@ impl Backend for SqliteBackend {
             sqlx::Connection::close(conn).await.unwrap();
         })
     }
+
+    fn raw_delete_audit<'a>(
+        &'a self,
+        chain: &'a str,
+        seq: u64,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            let options = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(self.dir.path().join("data/tollgate.db"))
+                .busy_timeout(std::time::Duration::from_secs(10));
+            let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&options)
+                .await
+                .unwrap();
+            sqlx::query("DELETE FROM audit_events WHERE chain = ? AND seq <= ?")
+                .bind(chain)
+                .bind(i64::try_from(seq).unwrap())
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            sqlx::Connection::close(conn).await.unwrap();
+        })
+    }
 }
 
 fn files_under(dir: &Path) -> Vec<PathBuf> {
