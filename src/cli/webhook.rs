@@ -95,7 +95,8 @@ impl Webhook {
             for attempt in 1..=ATTEMPTS {
                 let outcome = client
                     .post(url.clone())
-                    .json(&body)
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body.to_string())
                     .send()
                     .await
                     .map_err(|err| {
