@@ -330,6 +330,29 @@ mod tests {
     }
 
     #[test]
+    fn cookies_are_secure_except_in_development_on_loopback() {
+        let mut config = Config::development();
+        config.bind = "127.0.0.1:8080".parse().unwrap();
+        assert!(!secure_cookies(&config));
+        config.bind = "0.0.0.0:8080".parse().unwrap();
+        assert!(secure_cookies(&config));
+        config.bind = "[::1]:8080".parse().unwrap();
+        assert!(!secure_cookies(&config));
+        config.environment = Environment::Production;
+        assert!(secure_cookies(&config));
+        let mut headers = HeaderMap::new();
+        clear_session_cookies(&config, &mut headers);
+        for value in headers.get_all(header::SET_COOKIE) {
+            let text = value.to_str().unwrap();
+            assert!(text.ends_with("; Secure; Max-Age=0"), "{text}");
+            assert!(
+                text.contains("; HttpOnly; SameSite=Strict; Path=/"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
     fn csrf_tokens_differ_by_session_and_key() {
         let config =
             tollgate_core::config::ConfigBuilder::new(tollgate_core::config::Component::Server)
