@@ -14,6 +14,7 @@ use std::io::{self, Write};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use tollgate_core::audit::AuditEvent;
 use tollgate_core::wire::{Client, ClientCreated};
 use tollgate_server::accounts;
 
@@ -79,6 +80,10 @@ fn add(args: AddArgs) -> anyhow::Result<Outcome> {
         .expose_str()
         .context("a generated secret")?
         .to_owned();
+    let event = AuditEvent::ClientCreated {
+        client_id: record.client_id.clone(),
+        scopes: record.scopes.clone(),
+    };
     let mut out = io::stdout().lock();
     if args.json {
         let created = ClientCreated {
@@ -98,6 +103,8 @@ fn add(args: AddArgs) -> anyhow::Result<Outcome> {
         writeln!(out, "(shown once: store it now)")?;
     }
     out.flush()?;
+    // After the output: the secret is shown even if the recording fails.
+    local.audit(vec![event])?;
     Ok(Outcome::Success)
 }
 

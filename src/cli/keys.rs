@@ -16,6 +16,7 @@
 use std::io::{self, Write};
 
 use clap::{Args, Subcommand};
+use tollgate_core::audit::AuditEvent;
 use tollgate_server::keystore;
 
 use super::Outcome;
@@ -104,6 +105,7 @@ fn rotate(args: KeyArgs) -> anyhow::Result<Outcome> {
         local.config.key_overlap(),
     ))?;
     print_kid(&kid, args.json)?;
+    local.audit(vec![AuditEvent::KeysRotated { kid }])?;
     Ok(Outcome::Success)
 }
 
@@ -119,7 +121,10 @@ fn generate(args: KeyArgs) -> anyhow::Result<Outcome> {
         local.config.key_overlap(),
     ))?;
     match created {
-        Some(kid) => print_kid(&kid, args.json)?,
+        Some(kid) => {
+            print_kid(&kid, args.json)?;
+            local.audit(vec![AuditEvent::KeysRotated { kid }])?;
+        }
         None => {
             let active = ring
                 .active()

@@ -17,6 +17,7 @@ use std::io::{self, Read, Write};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use tollgate_core::Secret;
+use tollgate_core::audit::AuditEvent;
 use tollgate_core::opaque;
 use tollgate_core::plans::Plans;
 use tollgate_core::wire::User;
@@ -181,6 +182,11 @@ fn add(args: AddArgs) -> anyhow::Result<Outcome> {
         accounts::insert_user(local.store.as_ref(), user, hash, local.now()).await
     })?;
     let user = view(created);
+    let event = AuditEvent::UserCreated {
+        user_id: user.user_id.clone(),
+        plan: user.plan.clone(),
+        roles: user.roles.clone(),
+    };
     let mut out = io::stdout().lock();
     if args.json {
         let mut value = serde_json::to_value(&user)?;
@@ -197,6 +203,8 @@ fn add(args: AddArgs) -> anyhow::Result<Outcome> {
         }
     }
     out.flush()?;
+    // After the output: the password is shown even if the recording fails.
+    local.audit(vec![event])?;
     Ok(Outcome::Success)
 }
 
@@ -238,6 +246,7 @@ fn set(args: SetArgs) -> anyhow::Result<Outcome> {
     if update == UserUpdate::default() {
         bail!("nothing to change: pass --plan, --role, --clear-roles or --disabled");
     }
+    let changes = update.clone();
     let user = local.block_on(async {
         let store = local.store.as_ref();
         let found = if args.user.contains('@') {
@@ -259,6 +268,19 @@ fn set(args: SetArgs) -> anyhow::Result<Outcome> {
         }
         Ok(updated)
     })?;
+    let mut events = vec![AuditEvent::UserUpdated {
+        user_id: user.id.clone(),
+        plan: changes.plan,
+        roles: changes.roles,
+        disabled: changes.disabled,
+    }];
+    if args.disabled == Some(true) {
+        events.push(AuditEvent::Revoked {
+            kind: "user",
+            value: user.id.clone(),
+        });
+    }
+    local.audit(events)?;
     let mut out = io::stdout().lock();
     print(&mut out, &view(user), args.json)?;
     if args.disabled == Some(true) && !args.json {

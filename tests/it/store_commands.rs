@@ -582,3 +582,78 @@ fn audit_tail_prints_the_latest_events_and_follows_new_ones() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+fn state_changing_commands_record_audit_events_on_the_cli_chain() {
+    let data = Data::new();
+    let added = data
+        .tollgate(&["user", "add", "eve@example.com", "--json"])
+        .env("USER", "operator")
+        .run();
+    assert_eq!(added.code, 0, "{added:?}");
+    let user: serde_json::Value = serde_json::from_str(added.stdout.trim()).unwrap();
+    let id = user["user_id"].as_str().unwrap().to_owned();
+    let password = user["password"].as_str().unwrap().to_owned();
+    data.run(&["user", "set", &id, "--plan", "pro", "--role", "admin"]);
+    data.run(&["user", "set", "eve@example.com", "--disabled", "true"]);
+    let client = data.run(&[
+        "client",
+        "add",
+        "billing",
+        "--scope",
+        "introspect",
+        "--json",
+    ]);
+    let client: serde_json::Value = serde_json::from_str(client.stdout.trim()).unwrap();
+    let secret = client["client_secret"].as_str().unwrap().to_owned();
+    let first = data.run(&["keys", "generate"]).stdout.trim().to_owned();
+    data.run(&["keys", "generate"]);
+    let rotated = data.run(&["keys", "rotate"]).stdout.trim().to_owned();
+    data.run(&["user", "list"]);
+    data.run(&["client", "list"]);
+    data.run(&["keys", "list"]);
+
+    let tail = data.run(&["audit", "tail", "-n", "100", "--json"]);
+    assert!(!tail.stdout.contains(&password), "{}", tail.stdout);
+    assert!(!tail.stdout.contains(&secret), "{}", tail.stdout);
+    let events: Vec<serde_json::Value> = tail
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let summary: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| (e["type"].as_str().unwrap(), e["subject"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("admin.user_created", id.as_str()),
+            ("admin.user_updated", id.as_str()),
+            ("admin.user_updated", id.as_str()),
+            ("revoked", id.as_str()),
+            ("admin.client_created", "billing"),
+            ("keys.rotated", first.as_str()),
+            ("keys.rotated", rotated.as_str()),
+        ],
+        "{}",
+        tail.stdout
+    );
+    for (n, event) in events.iter().enumerate() {
+        assert_eq!(event["chain"], "cli", "{event}");
+        assert_eq!(event["seq"].as_u64(), Some(n as u64 + 1), "{event}");
+        assert_eq!(event["actor"], "cli", "{event}");
+    }
+    assert_eq!(events[0]["details"]["os_user"], "operator");
+    assert_eq!(events[0]["details"]["plan"], "free");
+    assert_eq!(events[1]["details"]["plan"], "pro");
+    assert_eq!(events[1]["details"]["roles"], serde_json::json!(["admin"]));
+    assert_eq!(events[2]["details"]["disabled"], true);
+    assert_eq!(events[3]["details"]["kind"], "user");
+    assert_eq!(
+        events[4]["details"]["scopes"],
+        serde_json::json!(["introspect"])
+    );
+    let verify = data.run(&["audit", "verify"]);
+    assert!(!verify.stdout.is_empty(), "{verify:?}");
+}
