@@ -238,6 +238,7 @@ fn set(args: SetArgs) -> anyhow::Result<Outcome> {
     } else {
         Some(accounts::check_roles(args.roles)?)
     };
+    let plan_given = args.plan.is_some();
     let update = UserUpdate {
         plan: accounts::check_plan(&plans, args.plan)?,
         roles,
@@ -263,6 +264,16 @@ fn set(args: SetArgs) -> anyhow::Result<Outcome> {
             .update_user(&found.id, update)
             .await?
             .with_context(|| format!("no user {}", args.user))?;
+        if plan_given {
+            accounts::announce_plan(
+                store,
+                &local.config,
+                &updated.id,
+                &updated.plan,
+                local.now(),
+            )
+            .await?;
+        }
         if args.disabled == Some(true) {
             accounts::revoke_subject(store, &local.config, &updated.id, local.now()).await?;
         }

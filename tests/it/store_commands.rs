@@ -90,6 +90,20 @@ fn users_are_added_listed_and_changed() {
     );
     assert!(set.stdout.contains("every token of the user is revoked"));
     let id = bob["user_id"].as_str().unwrap();
+    // The plan change is on the feed for SDKs (a `plan` notice).
+    let url = data.url();
+    let feed = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(async move {
+            let store = tollgate_store::open_store(&url).await.unwrap();
+            store.revocations_after(0, 100, 0).await.unwrap()
+        });
+    assert!(
+        feed.iter()
+            .any(|e| e.kind == tollgate_store::RevocationKind::Plan
+                && e.plan() == Some((id, "enterprise"))),
+        "{feed:?}"
+    );
     let again = data.run(&["user", "set", id, "--disabled", "false", "--clear-roles"]);
     assert!(
         again.stdout.contains("roles=-  enabled"),

@@ -192,6 +192,8 @@ pub struct ToolGate {
     plans: Plans,
     backend: Backend,
     recorder: Option<UsageRecorder>,
+    /// Plan changes on the feed, when followed.
+    plan_changes: Option<crate::Authenticator>,
 }
 
 impl fmt::Debug for ToolGate {
@@ -225,6 +227,7 @@ impl ToolGate {
                 usage: UsageMeter::new(),
             },
             recorder: None,
+            plan_changes: None,
         }
     }
 
@@ -236,6 +239,7 @@ impl ToolGate {
             plans,
             backend: Backend::Shared(limits),
             recorder: None,
+            plan_changes: None,
         }
     }
 
@@ -255,6 +259,26 @@ impl ToolGate {
     pub fn with_recorder(mut self, recorder: UsageRecorder) -> ToolGate {
         self.recorder = Some(recorder);
         self
+    }
+
+    /// Applies the plan changes `auth`'s revocation feed carries (an admin
+    /// changed a user's plan): from the next call, REST or WebSocket, the
+    /// feed's plan decides the user's rate and tools instead of the token's
+    /// `plan` claim (which stays what it was minted with, and what
+    /// [`Principal::plan`] says). See docs/usage.md.
+    pub fn follow_plan_changes(mut self, auth: &crate::Authenticator) -> ToolGate {
+        self.plan_changes = Some(auth.clone());
+        self
+    }
+
+    /// The plan that decides `principal`'s limits: the feed's, when it
+    /// changed since their token was minted (and is followed), else the
+    /// token's `plan` claim.
+    pub fn plan_for(&self, principal: &Principal) -> Option<String> {
+        self.plan_changes
+            .as_ref()
+            .and_then(|auth| auth.revocations().plan_of(principal.subject()))
+            .or_else(|| principal.plan().map(str::to_owned))
     }
 
     /// The usage recorder, when there is one.
@@ -288,6 +312,9 @@ impl ToolGate {
     /// Admits one call of `tool` by `principal`: a user with the permission
     /// `tool:<tool>`, within the rate of their plan. An admitted call is
     /// counted. A plan the service does not know gets the `free` rate.
+    /// With [`ToolGate::follow_plan_changes`], a plan changed on the feed
+    /// since the token was minted wins over the token's: its tools and rate
+    /// apply.
     ///
     /// Async because a shared gate asks Redis; an in-process gate never
     /// waits.
@@ -295,11 +322,22 @@ impl ToolGate {
         if !principal.is_user() {
             return Err(AuthError::Token(tollgate_core::Error::WrongTokenType));
         }
-        if !principal.may_use_tool(tool) {
+        let changed = self
+            .plan_changes
+            .as_ref()
+            .and_then(|auth| auth.revocations().plan_of(principal.subject()));
+        // A plan changed on the feed decides the tools (when this service
+        // knows it); otherwise the token's permissions do.
+        let allowed = match changed.as_deref().and_then(|name| self.plans.find(name)) {
+            Some(plan) => plan.allows_tool(tool),
+            None => principal.may_use_tool(tool),
+        };
+        if !allowed {
             return Err(AuthError::PermissionDenied(format!("tool:{tool}")));
         }
-        let plan = principal
-            .plan()
+        let plan = changed
+            .as_deref()
+            .or(principal.plan())
             .and_then(|name| self.plans.find(name))
             .or_else(|| self.plans.find(tollgate_core::plans::DEFAULT_PLAN));
         let rate = plan.map_or(tollgate_core::plans::DEFAULT_BASE_RATE_PER_MINUTE, |plan| {

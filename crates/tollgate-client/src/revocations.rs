@@ -78,6 +78,8 @@ pub(crate) struct Maps {
     sessions: HashMap<String, UnixTime, RandomState>,
     /// `sub` → (cut-off, expires_at).
     users: HashMap<String, (UnixTime, UnixTime), RandomState>,
+    /// `sub` → (plan, cursor, expires_at): plan changes on the feed.
+    plans: HashMap<String, (String, u64, UnixTime), RandomState>,
     /// The feed cursor of the newest event applied.
     cursor: u64,
     last_sweep: UnixTime,
@@ -93,11 +95,23 @@ impl RevocationSet {
     /// sweep of expired entries.
     pub fn apply(&self, event: &RevocationEvent, now: UnixTime) {
         if matches!(event.kind, RevocationKind::Keys | RevocationKind::Plan) {
-            // A rotation or a plan change revokes nothing: only the cursor
-            // moves (the feed follower has the key set refetched; a plan
-            // change is for the limits).
+            // A rotation or a plan change revokes nothing: the cursor moves
+            // (the feed follower has the key set refetched) and a plan
+            // change is kept for the limits ([`RevocationSet::plan_of`]).
             let mut maps = self.write();
             maps.cursor = maps.cursor.max(event.cursor);
+            if let Some((sub, plan)) = event.plan() {
+                let newer = maps
+                    .plans
+                    .get(sub)
+                    .is_none_or(|(_, cursor, _)| *cursor < event.cursor);
+                if newer && event.expires_at > now {
+                    maps.plans.insert(
+                        sub.to_owned(),
+                        (plan.to_owned(), event.cursor, event.expires_at),
+                    );
+                }
+            }
             return;
         }
         self.write_then_notify(|maps| {
@@ -204,6 +218,14 @@ impl RevocationSet {
         self.write().sweep(now);
     }
 
+    /// The plan `sub` is on now according to the feed (an admin changed it
+    /// after some of their tokens were minted), if it changed within the
+    /// lifetime of a token. It wins over the tokens' `plan` claim for
+    /// limits ([`crate::limits::ToolGate::follow_plan_changes`]).
+    pub fn plan_of(&self, sub: &str) -> Option<String> {
+        self.read().plans.get(sub).map(|(plan, _, _)| plan.clone())
+    }
+
     /// The feed cursor of the newest event applied (0 before any).
     pub fn cursor(&self) -> u64 {
         self.read().cursor
@@ -260,6 +282,7 @@ impl Maps {
         self.tokens.retain(|_, expires| *expires > now);
         self.sessions.retain(|_, expires| *expires > now);
         self.users.retain(|_, (_, expires)| *expires > now);
+        self.plans.retain(|_, (_, _, expires)| *expires > now);
         self.last_sweep = now;
     }
 }
@@ -340,6 +363,23 @@ mod tests {
         assert_eq!(set.revoked_before("u1"), None);
         assert_eq!(set.cursor(), 9);
         assert!(!changes.has_changed().unwrap(), "a plan change is not news");
+        assert_eq!(set.plan_of("u1").as_deref(), Some("pro"));
+        // The newest change wins, whatever order the events arrive in; a
+        // replayed older one changes nothing.
+        set.apply(
+            &event(12, RevocationKind::Plan, "u1 enterprise", 110, 410),
+            110,
+        );
+        set.apply(&event(10, RevocationKind::Plan, "u1 free", 105, 405), 110);
+        assert_eq!(set.plan_of("u1").as_deref(), Some("enterprise"));
+        assert_eq!(set.plan_of("u2"), None);
+        // Malformed values are not plan changes.
+        set.apply(&event(13, RevocationKind::Plan, "u2", 110, 410), 110);
+        assert_eq!(set.plan_of("u2"), None);
+        // Once every token minted before the change has expired, the claim
+        // says the same as the feed: the change is forgotten.
+        set.sweep(410);
+        assert_eq!(set.plan_of("u1"), None);
     }
 
     #[derive(Debug, Default)]

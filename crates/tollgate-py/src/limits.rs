@@ -38,6 +38,7 @@ fn gate(
     plans: Plans,
     redis: Option<(String, String)>,
     usage: Option<UsageRecorderBuilder>,
+    plan_changes: Option<&crate::authenticator::Authenticator>,
 ) -> PyResult<ToolGate> {
     let inner = match &redis {
         Some((url, prefix)) => tollgate_client::limits::ToolGate::shared(
@@ -45,6 +46,10 @@ fn gate(
             RedisLimits::new(url, prefix.clone()).py_err()?,
         ),
         None => tollgate_client::limits::ToolGate::new(plans),
+    };
+    let inner = match plan_changes {
+        Some(auth) => inner.follow_plan_changes(&auth.inner),
+        None => inner,
     };
     let inner = match usage {
         Some(builder) => block_on(py, async move { inner.with_usage(builder).await.py_err() })?,
@@ -59,7 +64,7 @@ fn gate(
 #[pymethods]
 impl ToolGate {
     #[new]
-    #[pyo3(signature = (plans = None, *, redis_url = None, redis_prefix = None, usage_tokens = None, usage_issuer = None, usage_spool = None, usage_spool_max = 16 * 1024 * 1024, usage_flush_interval = 1.0))]
+    #[pyo3(signature = (plans = None, *, redis_url = None, redis_prefix = None, usage_tokens = None, usage_issuer = None, usage_spool = None, usage_spool_max = 16 * 1024 * 1024, usage_flush_interval = 1.0, authenticator = None))]
     #[allow(clippy::too_many_arguments, reason = "Python keyword arguments")]
     fn new(
         py: Python<'_>,
@@ -71,6 +76,7 @@ impl ToolGate {
         usage_spool: Option<String>,
         usage_spool_max: u64,
         usage_flush_interval: f64,
+        authenticator: Option<PyRef<'_, crate::authenticator::Authenticator>>,
     ) -> PyResult<ToolGate> {
         guard(|| {
             let plans = self::plans(plans).py_err()?;
@@ -96,17 +102,18 @@ impl ToolGate {
             };
             // RedisLimits and the recorder start their tasks on the runtime.
             let _entered = crate::bridge::runtime().enter();
-            gate(py, plans, redis, usage)
+            gate(py, plans, redis, usage, authenticator.as_deref())
         })
     }
 
     #[staticmethod]
-    #[pyo3(signature = (service_name = "service", *, environ = None, record_usage = false))]
+    #[pyo3(signature = (service_name = "service", *, environ = None, record_usage = false, authenticator = None))]
     fn from_env(
         py: Python<'_>,
         service_name: &str,
         environ: Option<&Bound<'_, PyAny>>,
         record_usage: bool,
+        authenticator: Option<PyRef<'_, crate::authenticator::Authenticator>>,
     ) -> PyResult<ToolGate> {
         guard(|| {
             let config = convert::sdk_config(py, &[], environ)?;
@@ -146,7 +153,7 @@ impl ToolGate {
                 None
             };
             let _entered = crate::bridge::runtime().enter();
-            gate(py, plans, redis, usage)
+            gate(py, plans, redis, usage, authenticator.as_deref())
         })
     }
 

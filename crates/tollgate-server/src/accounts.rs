@@ -127,6 +127,22 @@ pub async fn create_client(
     }
 }
 
+/// Puts `user`'s new plan on the feed (a `plan` notice), kept for as long
+/// as a token minted before the change may live, so SDKs apply the new
+/// plan's limits at once (the API's PATCH and `tollgate user set --plan`).
+pub async fn announce_plan(
+    store: &dyn Store,
+    config: &Config,
+    user: &str,
+    plan: &str,
+    now: UnixTime,
+) -> Result<RevocationEvent, ApiError> {
+    let until = now
+        .saturating_add(config.access_token_ttl)
+        .saturating_add(config.leeway);
+    Ok(store.announce_plan(user, plan, now, until).await?)
+}
+
 /// Revokes every token of `sub` (a user or client id) issued before `now`
 /// and ends the user's sessions, durably. The events are remembered until
 /// every token they could kill has expired. Returns the events written.

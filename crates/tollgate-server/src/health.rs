@@ -397,6 +397,21 @@ impl Store for Guarded {
             .await
     }
 
+    async fn announce_plan(
+        &self,
+        user: &str,
+        plan: &str,
+        at: UnixTime,
+        expires_at: UnixTime,
+    ) -> Result<RevocationEvent, StoreError> {
+        self.call(
+            "announce_plan",
+            true,
+            self.inner.announce_plan(user, plan, at, expires_at),
+        )
+        .await
+    }
+
     async fn rotate_keys(
         &self,
         keys: &[KeyRecord],

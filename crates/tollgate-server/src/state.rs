@@ -216,6 +216,21 @@ impl AppState {
         }
     }
 
+    /// Puts a user's new plan on the feed (a `plan` notice), published at
+    /// once by this instance.
+    pub async fn announce_plan(&self, sub: &str, plan: &str) -> Result<(), ApiError> {
+        let event = crate::accounts::announce_plan(
+            self.store.as_ref(),
+            &self.config,
+            sub,
+            plan,
+            self.now(),
+        )
+        .await?;
+        self.revoked(&[event]);
+        Ok(())
+    }
+
     /// Revokes every token of a user (or client) issued before now and ends
     /// their sessions, durably.
     pub async fn revoke_subject(&self, sub: &str) -> Result<(), ApiError> {

@@ -598,6 +598,17 @@ pub trait Store: Send + Sync + 'static {
         at: UnixTime,
         expires_at: UnixTime,
     ) -> Result<RevocationEvent, StoreError>;
+    /// Puts a `plan` notice on the feed (not a revocation): `user`'s plan is
+    /// now `plan` (value [`RevocationEvent::plan_value`]), kept on the feed
+    /// until `expires_at` (when every token minted before the change has
+    /// expired), so SDKs apply the new plan's limits without a new token.
+    async fn announce_plan(
+        &self,
+        user: &str,
+        plan: &str,
+        at: UnixTime,
+        expires_at: UnixTime,
+    ) -> Result<RevocationEvent, StoreError>;
     /// Appends `events` to the audit chain `chain` in one transaction: each
     /// gets the next position on the chain, the trail's next cursor, and
     /// its hash over the previous one's ([`tollgate_core::audit`]). The

@@ -1049,6 +1049,21 @@ impl<D: Dialect> Store for SqlStore<D> {
         commit(tx).await
     }
 
+    async fn announce_plan(
+        &self,
+        user: &str,
+        plan: &str,
+        at: UnixTime,
+        expires_at: UnixTime,
+    ) -> Result<RevocationEvent, StoreError> {
+        let value = RevocationEvent::plan_value(user, plan);
+        let mut tx = self.write().await?;
+        let event =
+            append_event::<D>(&mut tx, RevocationKind::Plan, &value, at, expires_at).await?;
+        commit(tx).await?;
+        Ok(event)
+    }
+
     async fn rotate_keys(
         &self,
         keys: &[KeyRecord],

@@ -5,6 +5,7 @@
 mod hs256;
 mod logs;
 mod outage;
+mod plans;
 mod revocation;
 mod rotation;
 mod sdk;

@@ -235,6 +235,7 @@ class ToolGate:
         usage_spool: Optional[str] = None,
         usage_spool_max: int = 16 * 1024 * 1024,
         usage_flush_interval: float = 1.0,
+        authenticator: Optional["Authenticator"] = None,
     ) -> None:
         """A gate over ``plans`` (the text of a ``plans.toml``; default the
         built-in plans). Raises ``AuthError`` ``invalid_plans``. With
@@ -243,13 +244,17 @@ class ToolGate:
         service: the Rust SDK's ``UsageRecorder`` (batched every
         ``usage_flush_interval`` seconds, spooled to ``usage_spool`` up to
         ``usage_spool_max`` bytes while the token service is unreachable,
-        replayed at start, counted once; see docs/usage.md)."""
+        replayed at start, counted once; see docs/usage.md). With
+        ``authenticator``, plan changes on its revocation feed decide a user's
+        tools and rate from the next call (REST or WebSocket) instead of the
+        token's ``plan`` claim, which stays as minted."""
     @staticmethod
     def from_env(
         service_name: str = "service",
         *,
         environ: Optional[Environ] = None,
         record_usage: bool = False,
+        authenticator: Optional["Authenticator"] = None,
     ) -> "ToolGate":
         """A gate over ``TOLLGATE_PLANS_FILE`` (default the built-in plans),
         shared through ``TOLLGATE_REDIS_URL`` under

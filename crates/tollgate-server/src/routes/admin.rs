@@ -154,6 +154,7 @@ pub(crate) async fn apply_user_update(
     update: UserUpdate,
 ) -> Result<UserRecord, ApiError> {
     let disabled = update.disabled == Some(true);
+    let plan_changed = update.plan.is_some();
     let changes = AuditEvent::UserUpdated {
         user_id: id.to_owned(),
         plan: update.plan.clone(),
@@ -167,6 +168,12 @@ pub(crate) async fn apply_user_update(
         .await?
         .ok_or(ApiError::NotFound)?;
     state.audit.record(origin, Actor::of(admin), changes).await;
+    if plan_changed {
+        // Limits follow the new plan without a new token: SDKs read it on
+        // the feed. If this fails the answer is 503 and repeating the PATCH
+        // finishes the job.
+        state.announce_plan(&user.id, &user.plan).await?;
+    }
     if disabled {
         // The user can no longer log in or refresh; this kills the tokens
         // already out. If it fails the answer is 503 and repeating the

@@ -203,6 +203,17 @@ impl Store for Hooked {
         self.inner.save_keys(keys).await
     }
 
+    async fn announce_plan(
+        &self,
+        user: &str,
+        plan: &str,
+        at: UnixTime,
+        expires_at: UnixTime,
+    ) -> Result<RevocationEvent, StoreError> {
+        self.before("announce_plan").await?;
+        self.inner.announce_plan(user, plan, at, expires_at).await
+    }
+
     async fn rotate_keys(
         &self,
         keys: &[KeyRecord],

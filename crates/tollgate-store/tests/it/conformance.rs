@@ -85,6 +85,7 @@ macro_rules! conformance_tests {
             a_client_is_deleted_with_its_tokens_and_its_secret_replaced,
             keys_round_trip_and_only_one_is_active,
             a_rotation_keeps_one_next_key_and_appends_a_keys_event,
+            a_plan_change_is_a_plan_notice_on_the_feed,
             data_survives_close_and_reopen,
             a_closed_store_is_unavailable_for_every_call,
             a_revoking_write_whose_commit_fails_is_unavailable_and_leaves_nothing,
@@ -1540,6 +1541,29 @@ pub async fn keys_round_trip_and_only_one_is_active(backend: &dyn Backend) {
     store.save_keys(std::slice::from_ref(&odd)).await.unwrap();
     assert_eq!(store.list_keys().await.unwrap()[0], odd);
     store.save_keys(&[]).await.unwrap();
+}
+
+pub async fn a_plan_change_is_a_plan_notice_on_the_feed(backend: &dyn Backend) {
+    let store = backend.store();
+    let before = store.last_cursor().await.unwrap();
+    let event = store
+        .announce_plan("u1", "pro", NOW, NOW + 900)
+        .await
+        .unwrap();
+    assert_eq!(event.kind, RevocationKind::Plan);
+    assert_eq!(event.plan(), Some(("u1", "pro")));
+    assert!(!event.is_revocation());
+    assert!(event.cursor > before);
+    let feed = store.revocations_after(before, 10, NOW).await.unwrap();
+    assert_eq!(feed, vec![event]);
+    // Gone from the feed once every older token has expired.
+    assert!(
+        store
+            .revocations_after(before, 10, NOW + 900)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 pub async fn a_rotation_keeps_one_next_key_and_appends_a_keys_event(backend: &dyn Backend) {
